@@ -14,8 +14,10 @@ import os
 import shutil
 import stat
 from collections.abc import Iterator
+from typing import Self
 
 __all__ = [
+    "FdOwner",
     "UnsafePath",
     "open_root",
     "open_dir",
@@ -135,3 +137,33 @@ def iter_entries(dir_fd: int) -> Iterator[tuple[str, os.stat_result]]:
         except FileNotFoundError:
             continue
         yield name, st
+
+
+class FdOwner:
+    """Base for storage objects that own one open fd: idempotent ``close()``, ``with`` support.
+
+    Subclasses set ``self._fd`` and name themselves in ``_label`` for error messages.
+    """
+
+    _fd: int | None = None
+
+    def _label(self) -> str:
+        return type(self).__name__
+
+    def _require_fd(self) -> int:
+        """The open fd; raises ``ValueError`` once closed."""
+        if self._fd is None:
+            raise ValueError(f"{self._label()} is closed")
+        return self._fd
+
+    def close(self) -> None:
+        """Release the fd (idempotent)."""
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

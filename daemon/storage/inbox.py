@@ -19,9 +19,9 @@ import errno
 import os
 import stat
 from pathlib import Path
-from types import TracebackType
 
 from .dirfd import (
+    FdOwner,
     UnsafePath,
     ensure_dir,
     fsync_dir,
@@ -44,7 +44,7 @@ _NO_HARDLINKS = frozenset(
 )
 
 
-class Inbox:
+class Inbox(FdOwner):
     """Receiving side of storage, rooted at ``root``.
 
     Creating an ``Inbox`` creates ``root`` (mode 0o755 before umask) and ``root/.doorstep/partial``
@@ -213,27 +213,11 @@ class Inbox:
 
     # -- lifetime ----------------------------------------------------------------------------
 
-    def close(self) -> None:
-        """Release the root fd (idempotent). Open ``PartialFile``s stay usable until closed."""
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            os.close(fd)
-
-    def __enter__(self) -> Inbox:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+    def _label(self) -> str:
+        return f"inbox {str(self.root)!r}"
 
     def _root_fd(self) -> int:
-        if self._fd is None:
-            raise ValueError(f"inbox {str(self.root)!r} is closed")
-        return self._fd
+        return self._require_fd()
 
     def _partial_root_fd(self, *, exact_mode: bool = False) -> int:
         """fd on ``.doorstep/partial``, recreating it if someone removed it."""

@@ -12,9 +12,8 @@ import hmac
 import os
 import re
 import stat
-from types import TracebackType
 
-from .dirfd import UnsafePath, ensure_dir, fsync_dir, set_mode
+from .dirfd import FdOwner, UnsafePath, ensure_dir, fsync_dir, set_mode
 from .hashing import sha256_fd
 from .names import validate_id
 
@@ -24,7 +23,7 @@ _PART_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 
 
-class PartialFile:
+class PartialFile(FdOwner):
     """One file being received. Built by ``Inbox.open_partial``; placed by ``Inbox.finalize``.
 
     Attributes: ``transfer_id``, ``index``, ``size`` (the announced final size) and ``offset``
@@ -100,27 +99,13 @@ class PartialFile:
 
     def close(self) -> None:
         """Close the file (idempotent). The data stays in the partial folder for a resume."""
-        for attr in ("_fd", "_dir_fd"):
-            fd = getattr(self, attr)
-            if fd is not None:
-                setattr(self, attr, None)
-                os.close(fd)
+        super().close()
+        if self._dir_fd is not None:
+            fd, self._dir_fd = self._dir_fd, None
+            os.close(fd)
 
-    def __enter__(self) -> PartialFile:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def _require_fd(self) -> int:
-        if self._fd is None:
-            raise ValueError(f"partial file {self.transfer_id}/{self.index} is closed")
-        return self._fd
+    def _label(self) -> str:
+        return f"partial file {self.transfer_id}/{self.index}"
 
     def _location(self) -> tuple[int, str, int]:
         """Storage-internal: (partial folder fd, .part name, file fd) for ``Inbox.finalize``."""

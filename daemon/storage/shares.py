@@ -16,10 +16,9 @@ import errno
 import os
 import stat
 from pathlib import Path
-from types import TracebackType
 
 from .atomic import AtomicWriter
-from .dirfd import UnsafePath, ensure_dir, fsync_dir, iter_entries, open_dir, open_root, remove_tree
+from .dirfd import FdOwner, UnsafePath, ensure_dir, fsync_dir, iter_entries, open_dir, open_root, remove_tree
 from .names import sanitize_relpath, validate_id
 from .source import SourceFile
 
@@ -31,7 +30,7 @@ TMP_DIR = ".tmp"
 _SOURCE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
 
-class ShareSpool:
+class ShareSpool(FdOwner):
     """All spooled shares under ``root`` (created, and chmodded to exactly 0o700).
 
     Keeps an fd on ``root``; close with ``close()`` or ``with``. Raises ``OSError`` if the root
@@ -93,27 +92,11 @@ class ShareSpool:
                 continue
         return shares
 
-    def close(self) -> None:
-        """Release the root fd (idempotent)."""
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            os.close(fd)
-
-    def __enter__(self) -> ShareSpool:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+    def _label(self) -> str:
+        return f"share spool {str(self.root)!r}"
 
     def _root_fd(self) -> int:
-        if self._fd is None:
-            raise ValueError(f"share spool {str(self.root)!r} is closed")
-        return self._fd
+        return self._require_fd()
 
 
 class ShareFileWriter(AtomicWriter):

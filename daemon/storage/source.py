@@ -6,14 +6,15 @@ from __future__ import annotations
 import errno
 import os
 import stat
+
+from .dirfd import FdOwner
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 
 __all__ = ["SourceFile", "LocalSources"]
 
 
-class SourceFile:
+class SourceFile(FdOwner):
     """A regular file opened read-only for sending.
 
     Storage constructs these (``ShareDir.open_source``); the object owns ``fd`` and closes it in
@@ -30,12 +31,13 @@ class SourceFile:
         self.relpath = relpath
         self.size = st.st_size
 
+    def _label(self) -> str:
+        return f"source file {self.relpath!r}"
+
     @property
     def fd(self) -> int:
         """The open fd; raises ``ValueError`` once closed."""
-        if self._fd is None:
-            raise ValueError(f"source file {self.relpath!r} is closed")
-        return self._fd
+        return self._require_fd()
 
     def read_at(self, offset: int, n: int) -> bytes:
         """Return up to ``n`` bytes starting at ``offset``; fewer only at end of file.
@@ -54,23 +56,6 @@ class SourceFile:
             chunks.append(chunk)
             got += len(chunk)
         return b"".join(chunks)
-
-    def close(self) -> None:
-        """Close the fd (idempotent)."""
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            os.close(fd)
-
-    def __enter__(self) -> SourceFile:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class LocalSources:
