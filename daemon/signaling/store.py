@@ -1,0 +1,198 @@
+"""The shared state of signaling, behind one small interface.
+
+Everything two server instances behind one address would have to share lives behind
+:class:`SessionStore`: codes with their TTL, share -> hosting connection, session -> its two
+connection ids, per-IP failure budgets, and delivery of a text frame to a connection id.
+:class:`~daemon.signaling.memory_store.MemorySessionStore` implements it in process; a Redis
+implementation (keys with ``PEXPIREAT``, Lua for the atomic join, pub/sub per connection id for
+delivery) can be added without touching the server.
+
+Contract shared by every implementation:
+
+* Each method is atomic with respect to the others (the in-memory store never yields inside one).
+* Time is never read by the store: callers pass ``now`` (seconds, from the server's injected
+  clock), so TTL behaviour is testable without sleeping.
+* Connection ids, share ids and session ids are opaque strings; the store mints session ids.
+* Host keys reach the store only as :func:`hash_host_key` digests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Protocol, TypeAlias
+
+import trio
+
+__all__ = [
+    "ConnectionId",
+    "SessionRecord",
+    "HostResult",
+    "StoreStatistics",
+    "StoreError",
+    "HostKeyMismatch",
+    "CodesExhausted",
+    "SessionStore",
+    "hash_host_key",
+]
+
+ConnectionId: TypeAlias = str
+
+
+def hash_host_key(host_key: str) -> bytes:
+    """The digest the store keeps instead of a host key (SHA-256 of its UTF-8 bytes)."""
+    return hashlib.sha256(host_key.encode("utf-8")).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """One session: the ``joiner`` connection linked with the ``host`` of ``share``."""
+
+    session: str
+    share: str
+    host: ConnectionId
+    joiner: ConnectionId
+
+    def other(self, conn: ConnectionId) -> ConnectionId | None:
+        """The other end of the session from ``conn``, or ``None`` if ``conn`` is no party."""
+        if conn == self.host:
+            return self.joiner
+        if conn == self.joiner:
+            return self.host
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class HostResult:
+    """Outcome of :meth:`SessionStore.host_share`.
+
+    ``replaced`` is the connection that hosted the share before, if it was another one.
+    """
+
+    share: str
+    code: str | None
+    expires_at: float | None
+    replaced: ConnectionId | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStatistics:
+    connections: int
+    shares: int
+    codes: int
+    """Live (unexpired, unused) codes."""
+    sessions: int
+
+
+class StoreError(Exception):
+    """Base of the store's refusals."""
+
+
+class HostKeyMismatch(StoreError):
+    """The share is hosted with a different host key."""
+
+
+class CodesExhausted(StoreError):
+    """No free code could be found; the caller should answer ``try_later``."""
+
+
+class SessionStore(Protocol):
+    """Shared signaling state. See the module docstring for the common contract."""
+
+    def open_mailbox(
+        self, conn: ConnectionId, *, on_overflow: Callable[[], None]
+    ) -> AbstractAsyncContextManager[trio.abc.ReceiveChannel[str]]:
+        """Register ``conn`` for delivery for the duration of the context.
+
+        Yields the receiving end of the frames :meth:`deliver` addresses to ``conn``, in order.
+        If ``conn``'s bounded queue overflows, the store stops delivering to it and calls
+        ``on_overflow()`` (synchronously, from the delivering task): the owner must then
+        disconnect the socket. Leaving the context unregisters ``conn`` but does not drop its
+        shares or sessions; call :meth:`drop_connection` first.
+        """
+        ...
+
+    async def deliver(self, conn: ConnectionId, frame: str) -> bool:
+        """Queue ``frame`` for ``conn`` without waiting.
+
+        Returns False when ``conn`` has no mailbox (gone) or its queue is full; a full queue
+        also triggers ``conn``'s ``on_overflow`` (once) so its owner disconnects it.
+        """
+        ...
+
+    async def host_share(
+        self,
+        share: str,
+        conn: ConnectionId,
+        key_hash: bytes,
+        *,
+        want_code: bool,
+        now: float,
+    ) -> HostResult:
+        """Register ``share`` as hosted by ``conn``, replacing any registration of it (whose live
+        code is revoked), and allocate a fresh code if ``want_code``.
+
+        Raises:
+            HostKeyMismatch: ``share`` is registered with another key hash (nothing changes).
+            CodesExhausted: ``want_code`` and no free code was found (nothing changes).
+        """
+        ...
+
+    async def unhost_share(self, share: str, conn: ConnectionId) -> bool:
+        """Drop ``share`` and its live code if ``conn`` hosts it; False otherwise.
+
+        Existing sessions of the share are not ended.
+        """
+        ...
+
+    async def join_by_code(
+        self, code: str, joiner: ConnectionId, *, now: float
+    ) -> SessionRecord | None:
+        """Consume the live ``code`` and open a session with its share's host.
+
+        Returns None (and consumes nothing) when the code is unknown, expired or used, or
+        ``joiner`` is the host itself.
+        """
+        ...
+
+    async def join_by_share(
+        self, share: str, joiner: ConnectionId, *, now: float
+    ) -> SessionRecord | None:
+        """Open a session with the host of ``share``; None if it is not hosted (or by ``joiner``)."""
+        ...
+
+    async def get_session(self, session: str) -> SessionRecord | None:
+        """The session, or None if it does not exist (any more)."""
+        ...
+
+    async def end_session(self, session: str, conn: ConnectionId) -> SessionRecord | None:
+        """End ``session`` if ``conn`` is a party of it and return it; None otherwise."""
+        ...
+
+    async def drop_connection(self, conn: ConnectionId) -> list[SessionRecord]:
+        """Drop everything ``conn`` owns: its shares and their codes, and its sessions.
+
+        Returns the ended sessions so that the caller can tell their other ends. Idempotent.
+        """
+        ...
+
+    async def join_budget_ok(self, ip: str, *, now: float) -> bool:
+        """Whether ``ip`` may still try to join (its failed-join budget is not used up)."""
+        ...
+
+    async def record_failed_join(self, ip: str, *, now: float) -> None:
+        """Charge one failed join to ``ip``'s budget."""
+        ...
+
+    async def record_code_failure(self, code: str, *, now: float) -> bool:
+        """Count one refused attempt against the live ``code``; revoke it at the cap.
+
+        Returns True if the code was revoked by this call. Unknown codes are ignored.
+        """
+        ...
+
+    async def statistics(self, *, now: float) -> StoreStatistics:
+        """Current counts (expired codes are not counted)."""
+        ...
