@@ -1,0 +1,196 @@
+"""The state database: one SQLite file (WAL) under the state dir.
+
+Calls are synchronous and short (no fsync per commit: ``synchronous=NORMAL``). Losing the last
+commits in a power cut only makes a resume re-send more: offsets are written *after* the data they
+describe was fsynced, so the database never claims more than the disk holds.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from .records import Direction, FileRecord, ShareRecord, TransferRecord, TransferState
+
+__all__ = ["StateDB"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS shares (
+    share_id   TEXT PRIMARY KEY,
+    name       TEXT NOT NULL,
+    host_key   TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    files      TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS transfers (
+    id          TEXT PRIMARY KEY,
+    direction   TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    share_id    TEXT,
+    signal_url  TEXT,
+    created_at  REAL NOT NULL,
+    updated_at  REAL NOT NULL,
+    bytes_done  INTEGER NOT NULL DEFAULT 0,
+    bytes_total INTEGER NOT NULL DEFAULT 0,
+    bytes_moved INTEGER NOT NULL DEFAULT 0,
+    error       TEXT
+);
+CREATE TABLE IF NOT EXISTS transfer_files (
+    transfer_id TEXT NOT NULL REFERENCES transfers(id) ON DELETE CASCADE,
+    idx         INTEGER NOT NULL,
+    path        TEXT NOT NULL,
+    size        INTEGER NOT NULL,
+    sha256      TEXT NOT NULL,
+    offset      INTEGER NOT NULL DEFAULT 0,
+    final_path  TEXT,
+    PRIMARY KEY (transfer_id, idx)
+);
+CREATE INDEX IF NOT EXISTS transfers_by_state ON transfers(state);
+"""
+
+
+def _files_to_json(files: Iterable[FileRecord]) -> str:
+    return json.dumps([{"path": f.path, "size": f.size, "sha256": f.sha256} for f in files])
+
+
+def _files_from_json(text: str) -> tuple[FileRecord, ...]:
+    return tuple(FileRecord(index=i, **f) for i, f in enumerate(json.loads(text)))
+
+
+class StateDB:
+    """Typed access to the state database. ``path`` may be ``":memory:"`` (the standalone CLI)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- shares ---------------------------------------------------------------------------------
+
+    def add_share(self, share: ShareRecord) -> None:
+        self._db.execute(
+            "INSERT INTO shares VALUES (?, ?, ?, ?, ?, ?)",
+            (share.share_id, share.name, share.host_key, share.created_at, share.expires_at,
+             _files_to_json(share.files)),
+        )
+
+    def get_share(self, share_id: str) -> ShareRecord | None:
+        row = self._db.execute("SELECT * FROM shares WHERE share_id = ?", (share_id,)).fetchone()
+        return self._share(row) if row else None
+
+    def list_shares(self) -> list[ShareRecord]:
+        return [self._share(r) for r in self._db.execute("SELECT * FROM shares ORDER BY created_at")]
+
+    def remove_share(self, share_id: str) -> None:
+        self._db.execute("DELETE FROM shares WHERE share_id = ?", (share_id,))
+
+    @staticmethod
+    def _share(row: sqlite3.Row) -> ShareRecord:
+        return ShareRecord(
+            share_id=row["share_id"], name=row["name"], host_key=row["host_key"],
+            created_at=row["created_at"], expires_at=row["expires_at"], files=_files_from_json(row["files"]),
+        )
+
+    # -- transfers ------------------------------------------------------------------------------
+
+    def add_transfer(self, transfer_id: str, direction: Direction, *, share_id: str | None = None,
+                     signal_url: str | None = None, files: Sequence[FileRecord] = ()) -> TransferRecord:
+        now = time.time()
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute(
+                "INSERT INTO transfers (id, direction, state, share_id, signal_url, created_at, updated_at,"
+                " bytes_total) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (transfer_id, direction.value, TransferState.CONNECTING.value, share_id, signal_url, now, now,
+                 sum(f.size for f in files)),
+            )
+            self._insert_files(transfer_id, files)
+        return self.get_transfer(transfer_id)  # type: ignore[return-value]
+
+    def set_manifest(self, transfer_id: str, share_id: str, files: Sequence[FileRecord]) -> None:
+        """Record what a transfer moves. Keeps existing offsets when the manifest is unchanged."""
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute("UPDATE transfers SET share_id = ?, bytes_total = ?, updated_at = ? WHERE id = ?",
+                             (share_id, sum(f.size for f in files), time.time(), transfer_id))
+            known = self.files(transfer_id)
+            if [(f.path, f.size, f.sha256) for f in known] == [(f.path, f.size, f.sha256) for f in files]:
+                return
+            self._db.execute("DELETE FROM transfer_files WHERE transfer_id = ?", (transfer_id,))
+            self._insert_files(transfer_id, files)
+
+    def _insert_files(self, transfer_id: str, files: Sequence[FileRecord]) -> None:
+        self._db.executemany(
+            "INSERT INTO transfer_files (transfer_id, idx, path, size, sha256) VALUES (?, ?, ?, ?, ?)",
+            [(transfer_id, f.index, f.path, f.size, f.sha256) for f in files],
+        )
+
+    def files(self, transfer_id: str) -> tuple[FileRecord, ...]:
+        rows = self._db.execute("SELECT * FROM transfer_files WHERE transfer_id = ? ORDER BY idx", (transfer_id,))
+        return tuple(
+            FileRecord(index=r["idx"], path=r["path"], size=r["size"], sha256=r["sha256"], offset=r["offset"],
+                       final_path=r["final_path"])
+            for r in rows
+        )
+
+    def set_offset(self, transfer_id: str, index: int, offset: int) -> None:
+        self._db.execute("UPDATE transfer_files SET offset = ? WHERE transfer_id = ? AND idx = ?",
+                         (offset, transfer_id, index))
+
+    def set_final_path(self, transfer_id: str, index: int, final_path: str) -> None:
+        self._db.execute("UPDATE transfer_files SET final_path = ? WHERE transfer_id = ? AND idx = ?",
+                         (final_path, transfer_id, index))
+
+    def set_progress(self, transfer_id: str, bytes_done: int, moved_delta: int = 0) -> None:
+        """Set durable progress and add ``moved_delta`` payload bytes that crossed the wire."""
+        self._db.execute(
+            "UPDATE transfers SET bytes_done = ?, bytes_moved = bytes_moved + ?, updated_at = ? WHERE id = ?",
+            (bytes_done, moved_delta, time.time(), transfer_id),
+        )
+
+    def set_state(self, transfer_id: str, state: TransferState, error: str | None = None) -> None:
+        self._db.execute("UPDATE transfers SET state = ?, error = ?, updated_at = ? WHERE id = ?",
+                         (state.value, error, time.time(), transfer_id))
+
+    def get_transfer(self, transfer_id: str) -> TransferRecord | None:
+        row = self._db.execute("SELECT * FROM transfers WHERE id = ?", (transfer_id,)).fetchone()
+        return self._transfer(row) if row else None
+
+    def list_transfers(self, *, unfinished_only: bool = False) -> list[TransferRecord]:
+        query = "SELECT * FROM transfers"
+        if unfinished_only:
+            done = tuple(s.value for s in TransferState if s.finished)
+            query += f" WHERE state NOT IN ({','.join('?' * len(done))})"
+            rows = self._db.execute(query + " ORDER BY created_at", done)
+        else:
+            rows = self._db.execute(query + " ORDER BY created_at")
+        return [self._transfer(r) for r in rows]
+
+    def find_transfer(self, share_id: str, direction: Direction) -> TransferRecord | None:
+        """The newest transfer of ``direction`` for ``share_id``."""
+        row = self._db.execute(
+            "SELECT * FROM transfers WHERE share_id = ? AND direction = ? ORDER BY created_at DESC LIMIT 1",
+            (share_id, direction.value),
+        ).fetchone()
+        return self._transfer(row) if row else None
+
+    def set_share_id(self, transfer_id: str, share_id: str) -> None:
+        self._db.execute("UPDATE transfers SET share_id = ? WHERE id = ?", (share_id, transfer_id))
+
+    def _transfer(self, row: sqlite3.Row) -> TransferRecord:
+        return TransferRecord(
+            id=row["id"], direction=Direction(row["direction"]), state=TransferState(row["state"]),
+            share_id=row["share_id"], signal_url=row["signal_url"], created_at=row["created_at"],
+            updated_at=row["updated_at"], bytes_done=row["bytes_done"], bytes_total=row["bytes_total"],
+            bytes_moved=row["bytes_moved"], error=row["error"], files=self.files(row["id"]),
+        )

@@ -1,0 +1,72 @@
+"""Immutable snapshots of what the state database holds; what the control API shows."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+__all__ = ["Direction", "TransferState", "FileRecord", "ShareRecord", "TransferRecord"]
+
+
+class Direction(enum.Enum):
+    SEND = "send"
+    RECEIVE = "receive"
+
+
+class TransferState(enum.Enum):
+    CONNECTING = "connecting"  # waiting for signaling / WebRTC
+    ACTIVE = "active"  # bytes are moving
+    RETRYING = "retrying"  # interrupted; will resume from durable offsets
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (TransferState.DONE, TransferState.FAILED, TransferState.CANCELLED)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FileRecord:
+    """One file of a transfer or share: manifest entry plus receive progress."""
+
+    index: int
+    path: str
+    size: int
+    sha256: str
+    offset: int = 0  # receive: bytes durable on disk; send: bytes acknowledged by the receiver
+    final_path: str | None = None  # receive: where it landed, relative to the inbox
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ShareRecord:
+    """Files the daemon holds to send to whoever joins with the code (or resumes with the share id)."""
+
+    share_id: str
+    name: str
+    host_key: str
+    created_at: float
+    expires_at: float
+    files: tuple[FileRecord, ...]
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransferRecord:
+    """One transfer, either direction. ``share_id`` is the protocol's transfer id."""
+
+    id: str
+    direction: Direction
+    state: TransferState
+    share_id: str | None
+    signal_url: str | None
+    created_at: float
+    updated_at: float
+    bytes_done: int
+    bytes_total: int
+    bytes_moved: int  # payload bytes that crossed the wire, over every attempt (resume efficiency)
+    error: str | None
+    files: tuple[FileRecord, ...]
