@@ -1,0 +1,7 @@
+"""Transfer drivers: run the sans-I/O protocol machines over a message transport, against storage."""
+
+from .receiving import ReceiveOutcome as ReceiveOutcome, run_receiver as run_receiver
+from .sending import run_sender as run_sender
+from .transport import MessageTransport as MessageTransport
+
+__all__ = ["ReceiveOutcome", "run_receiver", "run_sender", "MessageTransport"]

@@ -1,0 +1,134 @@
+"""The control API: a litestar app over the daemon's :class:`daemon.ApplianceAPI` facade.
+
+It holds no state of its own and never touches files: every route translates HTTP into one facade
+call and the result (frozen snapshots) back into JSON. Errors from the facade become JSON bodies
+``{"error": code, "message": text}`` with a fitting status.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncIterator
+from dataclasses import asdict
+from typing import Any
+
+from litestar import Litestar, Request, Response, get, post, put
+from litestar.connection import ASGIConnection
+from litestar.datastructures import UploadFile
+from litestar.exceptions import HTTPException, NotAuthorizedException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.openapi import OpenAPIConfig
+from litestar.status_codes import HTTP_202_ACCEPTED
+from msgspec import Struct
+
+from daemon import ApplianceAPI, ApplianceError, ShareCreated, TransferRecord, Upload
+
+__all__ = ["create_app"]
+
+UPLOAD_READ_SIZE = 1024 * 1024
+
+
+class ReceiveRequest(Struct, forbid_unknown_fields=True):
+    code: str
+    signal: str | None = None
+
+
+def _transfer_json(record: TransferRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "direction": record.direction.value,
+        "state": record.state.value,
+        "bytes_done": record.bytes_done,
+        "bytes_total": record.bytes_total,
+        "bytes_moved": record.bytes_moved,
+        "error": record.error,
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+        "files": [
+            {"path": f.path, "size": f.size, "sha256": f.sha256, "offset": f.offset, "final_path": f.final_path}
+            for f in record.files
+        ],
+    }
+
+
+def _share_json(share: ShareCreated) -> dict[str, Any]:
+    return asdict(share)
+
+
+def _require_token(token: str):
+    expected = f"Bearer {token}".encode()
+
+    def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+        given = connection.headers.get("authorization", "").encode()
+        if not hmac.compare_digest(given, expected):
+            raise NotAuthorizedException("a valid 'Authorization: Bearer <token>' header is required")
+
+    return guard
+
+
+async def _chunks(stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    async for chunk in stream:
+        if chunk:
+            yield chunk
+
+
+async def _upload_chunks(upload: UploadFile) -> AsyncIterator[bytes]:
+    while chunk := await upload.read(UPLOAD_READ_SIZE):
+        yield chunk
+
+
+def create_app(appliance: ApplianceAPI, *, api_token: str) -> Litestar:
+    """Build the app. ``api_token`` guards every route except ``/api/v1/health``."""
+    guard = _require_token(api_token)
+
+    @get("/api/v1/health", sync_to_thread=False)
+    def health() -> dict[str, Any]:
+        return appliance.health()
+
+    @put("/api/v1/shares/{name:str}", guards=[guard], request_max_body_size=None, status_code=201)
+    async def put_share(request: Request, name: str) -> dict[str, Any]:
+        share = await appliance.create_share([Upload(path=name, chunks=_chunks(request.stream()))], name=name)
+        return _share_json(share)
+
+    @post("/api/v1/shares", guards=[guard], request_max_body_size=None, status_code=201)
+    async def post_share(request: Request) -> dict[str, Any]:
+        form = await request.form()
+        files = [v for _, v in form.multi_items() if isinstance(v, UploadFile)]
+        if not files:
+            raise HTTPException(status_code=400, detail="multipart body has no file parts")
+        uploads = [Upload(path=f.filename or "file", chunks=_upload_chunks(f)) for f in files]
+        try:
+            share = await appliance.create_share(uploads, name=str(form.get("name") or files[0].filename or "share"))
+        finally:
+            for f in files:
+                await f.close()
+        return _share_json(share)
+
+    @get("/api/v1/shares", guards=[guard], sync_to_thread=False)
+    def list_shares() -> list[dict[str, Any]]:
+        return [_share_json(s) for s in appliance.shares()]
+
+    @get("/api/v1/transfers", guards=[guard], sync_to_thread=False)
+    def list_transfers() -> list[dict[str, Any]]:
+        return [_transfer_json(t) for t in appliance.transfers()]
+
+    @get("/api/v1/transfers/{transfer_id:str}", guards=[guard], sync_to_thread=False)
+    def get_transfer(transfer_id: str) -> dict[str, Any]:
+        record = appliance.transfer(transfer_id)
+        if record is None:
+            raise HTTPException(status_code=404, detail=f"no transfer {transfer_id!r}")
+        return _transfer_json(record)
+
+    @post("/api/v1/receive", guards=[guard], status_code=HTTP_202_ACCEPTED)
+    async def receive(data: ReceiveRequest) -> dict[str, Any]:
+        return _transfer_json(await appliance.receive(data.code, signal_url=data.signal))
+
+    def appliance_error(_: Request, exc: ApplianceError) -> Response:
+        return Response({"error": exc.code, "message": str(exc)}, status_code=exc.status)
+
+    return Litestar(
+        route_handlers=[health, put_share, post_share, list_shares, list_transfers, get_transfer, receive],
+        exception_handlers={ApplianceError: appliance_error},
+        openapi_config=OpenAPIConfig(title="doorstep control API", version="1", path="/api/v1/schema"),
+        request_max_body_size=1024 * 1024,
+    )

@@ -1,0 +1,200 @@
+"""The appliance service: what the control API calls (``daemon.ApplianceAPI``), wired to real parts."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import secrets
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import segno
+import trio
+
+from daemon.facade import ApplianceError, ShareCreated, Upload
+from daemon.ice import IceConfig
+from daemon.signaling import JoinFailed
+from daemon.state import Direction, FileRecord, ShareRecord, StateDB, TransferRecord, TransferState
+from daemon.storage import Inbox, ShareDir, ShareSpool, UnsafeName
+
+from .fetching import RETRYABLE, Fetch, fetch
+from .hosting import ShareHost
+
+__all__ = ["Appliance"]
+
+log = logging.getLogger("doorstep.appliance")
+
+CODE_RE = re.compile(r"[0-9]{6}")
+EXPIRY_SWEEP_SECONDS = 60.0
+
+
+class Appliance:
+    """Shares, transfers and fetches of one daemon. Start :meth:`run` in the daemon's nursery first."""
+
+    def __init__(self, *, db: StateDB, inbox: Inbox, spool: ShareSpool, ice: IceConfig, signal_url: str,
+                 http_url: str, share_ttl: float, version: str) -> None:
+        self._db = db
+        self._inbox = inbox
+        self._spool = spool
+        self._ice = ice
+        self._signal_url = signal_url
+        self._http_url = http_url
+        self._share_ttl = share_ttl
+        self._version = version
+        self._codes: dict[str, tuple[str | None, float | None]] = {}
+        self._host = ShareHost(signal_url=signal_url, db=db, spool=spool, ice=ice)
+        self._nursery: trio.Nursery | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            await nursery.start(self._host.run)
+            self._resume_fetches()
+            nursery.start_soon(self._expire_shares)
+            task_status.started()
+
+    def _resume_fetches(self) -> None:
+        for record in self._db.list_transfers(unfinished_only=True):
+            if record.direction is not Direction.RECEIVE:
+                continue
+            if record.share_id is None or record.signal_url is None:
+                self._db.set_state(record.id, TransferState.FAILED, "interrupted before the share was reached")
+                continue
+            log.info("resuming transfer %s", record.id)
+            job = Fetch(transfer_id=record.id, signal_url=record.signal_url, share_id=record.share_id)
+            self._spawn(self._fetch, job)
+
+    def _spawn(self, fn: Any, *args: Any) -> None:
+        assert self._nursery is not None, "Appliance.run is not running"
+        self._nursery.start_soon(fn, *args)
+
+    async def _expire_shares(self) -> None:
+        """Retire shares past their TTL, and shares whose code died before anyone used it."""
+        while True:
+            for share in self._db.list_shares():
+                reason = self._expiry_reason(share)
+                if reason is None:
+                    continue
+                record = self._db.find_transfer(share.share_id, Direction.SEND)
+                if record is not None and not record.state.finished:
+                    self._db.set_state(record.id, TransferState.FAILED, reason)
+                self._codes.pop(share.share_id, None)
+                await self._host.retire(share.share_id)
+            await trio.sleep(EXPIRY_SWEEP_SECONDS)
+
+    def _expiry_reason(self, share: ShareRecord) -> str | None:
+        now = time.time()
+        if share.expires_at <= now:
+            return "the share expired"
+        record = self._db.find_transfer(share.share_id, Direction.SEND)
+        never_joined = record is not None and record.state is TransferState.CONNECTING
+        _code, code_expires = self._codes.get(share.share_id, (None, 0.0))
+        if never_joined and (code_expires or 0.0) <= now:
+            return "nobody used the code before it expired"
+        return None
+
+    def set_http_url(self, http_url: str) -> None:
+        """Where share links point (known only after the HTTP listener bound)."""
+        self._http_url = http_url
+
+    # -- ApplianceAPI ---------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        return {"status": "ok", "version": self._version, "signal": self._signal_url}
+
+    async def create_share(self, uploads: Sequence[Upload], *, name: str) -> ShareCreated:
+        share_id = secrets.token_urlsafe(16)
+        share_dir = self._spool.create(share_id)
+        try:
+            files = [await self._spool_upload(share_dir, i, upload) for i, upload in enumerate(uploads)]
+        except BaseException:
+            self._spool.remove(share_id)
+            raise
+        now = time.time()
+        share = ShareRecord(share_id=share_id, name=name[:255], host_key=secrets.token_urlsafe(24),
+                            created_at=now, expires_at=now + self._share_ttl, files=tuple(files))
+        try:
+            hosted = await self._host.host(share, code=True)
+        except (*RETRYABLE, trio.TooSlowError) as exc:
+            self._spool.remove(share_id)
+            raise ApplianceError(f"the signaling server is unreachable: {exc}", code="signaling", status=503) from None
+        # Recorded only once the code exists: the expiry sweep must never see a share without its code.
+        self._codes[share_id] = (hosted.code, hosted.expires_at)
+        self._db.add_share(share)
+        self._db.add_transfer(secrets.token_hex(8), Direction.SEND, share_id=share_id, files=files)
+        return self._describe(share)
+
+    async def _spool_upload(self, share_dir: ShareDir, index: int, upload: Upload) -> FileRecord:
+        """Stream one upload into the share, hashing as it goes; the file appears only when complete."""
+        try:
+            writer = share_dir.add_file(upload.path)
+        except UnsafeName as exc:
+            raise ApplianceError(f"unusable file name {upload.path[:100]!r}: {exc}", code="bad_name") from None
+        digest = hashlib.sha256()
+        size = 0
+        with writer:
+            async for chunk in upload.chunks:
+                digest.update(chunk)
+                writer.write(chunk)
+                size += len(chunk)
+            try:
+                await trio.to_thread.run_sync(writer.commit)
+            except FileExistsError:
+                raise ApplianceError(f"two files are named {writer.relpath!r}", code="duplicate_name") from None
+        return FileRecord(index=index, path=writer.relpath, size=size, sha256=digest.hexdigest())
+
+    def _describe(self, share: ShareRecord) -> ShareCreated:
+        code, expires_at = self._codes.get(share.share_id, (None, None))
+        if expires_at is not None and expires_at <= time.time():
+            code = expires_at = None
+        url = f"{self._http_url}/r/{code}" if code else None
+        return ShareCreated(
+            share_id=share.share_id, name=share.name, code=code, expires_at=expires_at, url=url,
+            qr=segno.make(url, error="m").svg_data_uri() if url else None, signal=self._signal_url,
+            size=share.size, files=[{"path": f.path, "size": f.size, "sha256": f.sha256} for f in share.files],
+        )
+
+    def shares(self) -> list[ShareCreated]:
+        return [self._describe(s) for s in self._db.list_shares()]
+
+    def transfers(self) -> list[TransferRecord]:
+        return self._db.list_transfers()
+
+    def transfer(self, transfer_id: str) -> TransferRecord | None:
+        return self._db.get_transfer(transfer_id)
+
+    async def receive(self, code: str, *, signal_url: str | None = None) -> TransferRecord:
+        if not CODE_RE.fullmatch(code):
+            raise ApplianceError("a code is 6 digits", code="bad_code")
+        url = signal_url or self._signal_url
+        if not url.startswith(("ws://", "wss://")) or len(url) > 2048:
+            raise ApplianceError("signal must be a ws:// or wss:// URL", code="bad_signal")
+        transfer_id = secrets.token_hex(8)
+        self._db.add_transfer(transfer_id, Direction.RECEIVE, signal_url=url)
+        job = Fetch(transfer_id=transfer_id, signal_url=url, code=code)
+        assert self._nursery is not None
+        try:
+            with trio.fail_after(30):
+                await self._nursery.start(self._fetch, job)
+        except JoinFailed:
+            self._db.set_state(transfer_id, TransferState.FAILED, "no such code")
+            raise ApplianceError("no such code (or it expired, or it was used)", code="join_failed", status=404) from None
+        except (*RETRYABLE, trio.TooSlowError) as exc:
+            self._db.set_state(transfer_id, TransferState.FAILED, str(exc))
+            raise ApplianceError(f"could not reach the sharer: {exc}", code="unreachable", status=502) from None
+        record = self._db.get_transfer(transfer_id)
+        assert record is not None
+        return record
+
+    async def _fetch(self, job: Fetch, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+        def report(done: int, moved: int) -> None:
+            self._db.set_progress(job.transfer_id, done, moved)
+
+        outcome = await fetch(job, inbox=self._inbox, journal=self._db, ice=self._ice, report=report,
+                              task_status=task_status)
+        if outcome is not None:
+            log.info("transfer %s complete: %s", job.transfer_id, ", ".join(f.final_path or "?" for f in outcome.files))

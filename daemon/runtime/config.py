@@ -1,0 +1,177 @@
+"""Configuration: embedded defaults, then a TOML file, then ``DOORSTEP_*`` env vars, then flags.
+
+Every key has a dotted name (``http.listen``); its env var is ``DOORSTEP_`` + the name upper-cased
+with dots as underscores (``DOORSTEP_HTTP_LISTEN``). Values are validated once, here, and errors name
+the key and where the bad value came from.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from daemon.ice import parse_addresses
+
+__all__ = ["Config", "ConfigError", "Listen", "load_config", "KEYS"]
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or invalid; the message names the key and its source."""
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    """A TCP/UDP listen address. ``host`` '' means every interface."""
+
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str) -> Listen:
+        """Parse ``host:port``, ``:port`` or ``[v6]:port``."""
+        host, sep, port_text = text.strip().rpartition(":")
+        if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+            raise ValueError(f"{text!r} is not host:port")
+        host = host.strip("[]")
+        if host and host != "localhost":
+            ipaddress.ip_address(host)  # raises ValueError for garbage
+        return cls(host, int(port_text))
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @property
+    def connect_host(self) -> str:
+        """Where a local client should connect: the wildcard becomes loopback."""
+        if self.host in ("", "0.0.0.0"):
+            return "127.0.0.1"
+        if self.host == "::":
+            return "::1"
+        return self.host
+
+
+# dotted key -> (default, parser). Relative paths are taken relative to the working directory.
+KEYS: dict[str, tuple[str, Any]] = {
+    "state_dir": (".state", Path),
+    "http.listen": ("127.0.0.1:8080", Listen.parse),
+    "http.public_url": ("", str),
+    "signal.listen": ("127.0.0.1:8081", Listen.parse),
+    "signal.public_url": ("", str),
+    "stun.listen": ("127.0.0.1:3478", Listen.parse),
+    "turn.enabled": ("false", lambda v: _parse_bool(v)),
+    "inbox.dir": ("", str),
+    "outbox.dir": ("", str),
+    "ice.addresses": ("", parse_addresses),
+    "share.ttl": ("86400", lambda v: _parse_positive(v)),
+}
+
+
+def _parse_bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{value!r} is not a boolean")
+
+
+def _parse_positive(value: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise ValueError(f"{value!r} is not a positive number")
+    return number
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    state_dir: Path
+    http_listen: Listen
+    http_public_url: str
+    signal_listen: Listen
+    signal_public_url: str
+    stun_listen: Listen
+    turn_enabled: bool
+    inbox_dir: Path
+    outbox_dir: Path
+    ice_addresses: tuple[str, ...] | None
+    share_ttl: float
+
+    @property
+    def signal_url(self) -> str:
+        """The signaling URL clients are told to use."""
+        return self.signal_public_url or f"ws://{self.signal_listen.connect_host}:{self.signal_listen.port}/signal/v1"
+
+    def signal_url_for(self, port: int) -> str:
+        """The URL of our own signaling server once bound to ``port`` (port 0 resolves at start)."""
+        if self.signal_public_url:
+            return self.signal_public_url
+        return f"ws://{self.signal_listen.connect_host}:{port}/signal/v1"
+
+
+def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in table.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(_flatten(value, name + "."))
+        elif isinstance(value, bool):
+            out[name] = "true" if value else "false"
+        elif isinstance(value, list):
+            out[name] = ",".join(str(v) for v in value)
+        else:
+            out[name] = str(value)
+    return out
+
+
+def env_name(key: str) -> str:
+    return "DOORSTEP_" + key.upper().replace(".", "_")
+
+
+def load_config(
+    path: Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, str | None] | None = None,
+) -> Config:
+    """Merge defaults, the TOML file at ``path``, the environment and ``overrides`` (flags; None = unset).
+
+    Raises ConfigError for unknown keys in the file, unreadable files and invalid values.
+    """
+    environ = os.environ if environ is None else environ
+    raw: dict[str, tuple[str, str]] = {key: (default, "default") for key, (default, _) in KEYS.items()}
+    if path is not None:
+        try:
+            table = tomllib.loads(Path(path).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"config file {path}: {exc}") from None
+        for key, value in _flatten(table).items():
+            if key not in KEYS:
+                raise ConfigError(f"config file {path}: unknown key {key!r}")
+            raw[key] = (value, str(path))
+    for key in KEYS:
+        if env_name(key) in environ:
+            raw[key] = (environ[env_name(key)], env_name(key))
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            raw[key] = (value, "command line")
+    values: dict[str, Any] = {}
+    for key, (text, source) in raw.items():
+        try:
+            values[key] = KEYS[key][1](text)
+        except ValueError as exc:
+            raise ConfigError(f"{key} (from {source}): {exc}") from None
+    return _build(values)
+
+
+def _build(values: dict[str, Any]) -> Config:
+    state_dir: Path = values["state_dir"]
+    inbox = Path(values["inbox.dir"]) if values["inbox.dir"] else state_dir / "inbox"
+    outbox = Path(values["outbox.dir"]) if values["outbox.dir"] else state_dir / "outbox"
+    kwargs = {f.name: values.get(f.name.replace("_", ".", 1)) for f in fields(Config)}
+    kwargs.update(state_dir=state_dir, inbox_dir=inbox, outbox_dir=outbox)
+    return Config(**kwargs)

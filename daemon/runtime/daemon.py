@@ -1,0 +1,96 @@
+"""``doorstep daemon``: the composition root. One trio program, one root nursery, every service in it.
+
+Start-up order: state, signaling server, share host, control API; then the runtime file
+(``<state_dir>/runtime.json``: pid and the bound ports) is written and "ready" is logged. SIGTERM and
+SIGINT cancel the root nursery: transfers stop where they are, partial files stay resumable.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+from importlib.metadata import version as package_version
+from pathlib import Path
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve as hypercorn_serve
+
+from control_api.app import create_app
+from daemon.ice import IceConfig
+from daemon.signaling import MemorySessionStore, serve_signaling
+from daemon.state import StateDB
+from daemon.storage import Inbox, ShareSpool, write_secret_file
+
+from .appliance import Appliance
+from .config import Config
+from .tokens import ensure_api_token
+
+__all__ = ["run_daemon", "RUNTIME_FILE"]
+
+log = logging.getLogger("doorstep")
+RUNTIME_FILE = "runtime.json"
+
+
+def _prepare_state_dir(state_dir: Path) -> None:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(state_dir, 0o700)
+
+
+async def _serve_http(app, config: Config, *, task_status) -> None:
+    hc = HypercornConfig()
+    hc.bind = [str(config.http_listen)]
+    hc.accesslog = None
+    hc.errorlog = logging.getLogger("doorstep.http")
+    hc.graceful_timeout = 1.0
+    hc.keep_alive_timeout = 75
+    await hypercorn_serve(app, hc, task_status=task_status)
+
+
+def _port_of(bind: str) -> int:
+    return int(bind.rsplit(":", 1)[1])
+
+
+async def run_daemon(config: Config) -> None:
+    """Run until SIGTERM/SIGINT. Raises OSError if a listener cannot bind."""
+    _prepare_state_dir(config.state_dir)
+    db = StateDB(config.state_dir / "state.db")
+    token = ensure_api_token(config.state_dir)
+    ice = IceConfig(addresses=config.ice_addresses)
+    inbox = Inbox(config.inbox_dir)
+    spool = ShareSpool(config.state_dir / "shares")
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_stop_on_signals, nursery.cancel_scope)
+            signal_port = await nursery.start(
+                serve_signaling, MemorySessionStore(), config.signal_listen.host, config.signal_listen.port
+            )
+            http_url = config.http_public_url or f"http://{config.http_listen.connect_host}:{config.http_listen.port}"
+            appliance = Appliance(
+                db=db, inbox=inbox, spool=spool, ice=ice, signal_url=config.signal_url_for(signal_port),
+                http_url=http_url, share_ttl=config.share_ttl, version=package_version("doorstep"),
+            )
+            await nursery.start(appliance.run)
+            binds = await nursery.start(_serve_http, create_app(appliance, api_token=token), config)
+            http_port = _port_of(binds[0])
+            if config.http_listen.port == 0 and not config.http_public_url:
+                appliance.set_http_url(f"http://{config.http_listen.connect_host}:{http_port}")
+            runtime = {"pid": os.getpid(), "http_port": http_port, "signal_port": signal_port,
+                       "signal_url": config.signal_url_for(signal_port)}
+            write_secret_file(config.state_dir / RUNTIME_FILE, json.dumps(runtime).encode())
+            log.info("ready: http on %s, signaling on port %d, inbox %s", binds[0], signal_port, config.inbox_dir)
+    finally:
+        (config.state_dir / RUNTIME_FILE).unlink(missing_ok=True)
+        inbox.close()
+        db.close()
+        log.info("stopped")
+
+
+async def _stop_on_signals(scope: trio.CancelScope) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            log.info("received %s; shutting down", signal.Signals(signum).name)
+            scope.cancel()
+            return

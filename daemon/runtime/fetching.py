@@ -1,0 +1,110 @@
+"""Fetch a share by code (or resume it by share id) until it is complete, retrying what can be retried.
+
+Used by the daemon (``POST /api/v1/receive`` and resume at start-up) and by ``doorstep receive``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import trio
+from trio_websocket import ConnectionClosed, HandshakeError
+
+from daemon.ice import IceConfig
+from daemon.peer import PeerError
+from daemon.signaling import JoinFailed, SignalingError, open_signaling
+from daemon.state import StateDB, TransferState
+from daemon.storage import Inbox
+from daemon.transfer.errors import TransferFailed, TransferInterrupted
+from daemon.transfer.receiving import ReceiveOutcome, ReceiveReport
+
+from .backoff import backoff_delay
+from .sessions import receive_over_session
+
+__all__ = ["Fetch", "fetch", "RETRYABLE", "MAX_JOIN_FAILURES"]
+
+log = logging.getLogger("doorstep.fetch")
+
+RETRYABLE = (TransferInterrupted, PeerError, SignalingError, ConnectionClosed, HandshakeError, OSError)
+MAX_JOIN_FAILURES = 8  # the sharer stays unreachable over ~2 minutes of backoff: give up
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Fetch:
+    """What to fetch: our journal id, where to signal, and a code (first time) or share id (resume)."""
+
+    transfer_id: str
+    signal_url: str
+    code: str | None = None
+    share_id: str | None = None
+
+
+async def fetch(
+    job: Fetch,
+    *,
+    inbox: Inbox,
+    journal: StateDB,
+    ice: IceConfig,
+    report: ReceiveReport,
+    task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
+) -> ReceiveOutcome | None:
+    """Run attempts until the transfer completes (returns the outcome) or fails for good (returns None).
+
+    ``task_status.started(share_id)`` fires once the first join succeeded; any error before that
+    propagates to the starter (a wrong code surfaces as JoinFailed at once). Later errors are retried
+    with backoff from durable offsets; a persistent failure is journaled as FAILED.
+    """
+    share_id, code = job.share_id, job.code
+    started = share_id is not None  # a resume has no starter waiting: every error is retried
+    attempt = join_failures = 0
+    while True:
+        try:
+            async with open_signaling(job.signal_url) as signal:
+                session = await (signal.join(share=share_id) if share_id else signal.join(code=code))
+                share_id, code = session.share, None
+                journal.set_share_id(job.transfer_id, share_id)
+                if not started:
+                    task_status.started(share_id)
+                started = True
+                journal.set_state(job.transfer_id, TransferState.ACTIVE)
+                join_failures = 0
+                outcome = await receive_over_session(
+                    session, ice, inbox=inbox, journal=journal, transfer_id=job.transfer_id,
+                    expect_share=share_id, report=report,
+                )
+        except TransferFailed as exc:
+            if not started:
+                raise
+            journal.set_state(job.transfer_id, TransferState.FAILED, str(exc))
+            log.warning("transfer %s failed: %s", job.transfer_id, exc)
+            return None
+        except JoinFailed:
+            if not started:
+                raise
+            join_failures += 1
+            if join_failures >= MAX_JOIN_FAILURES:
+                journal.set_state(job.transfer_id, TransferState.FAILED, "the sharer is no longer reachable")
+                return None
+            await _pause(journal, job.transfer_id, attempt, "waiting for the sharer to come back")
+        except RETRYABLE as exc:
+            if not started:
+                raise
+            await _pause(journal, job.transfer_id, attempt, str(exc) or type(exc).__name__)
+        except Exception as exc:  # a bug: fail this transfer loudly, keep the daemon's others going
+            if not started:
+                raise
+            log.exception("transfer %s hit an internal error", job.transfer_id)
+            journal.set_state(job.transfer_id, TransferState.FAILED, f"internal error: {exc!r}")
+            return None
+        else:
+            inbox.discard(outcome.share_id)
+            journal.set_state(job.transfer_id, TransferState.DONE)
+            return outcome
+        attempt += 1
+
+
+async def _pause(journal: StateDB, transfer_id: str, attempt: int, reason: str) -> None:
+    log.info("transfer %s interrupted (%s); retrying", transfer_id, reason)
+    journal.set_state(transfer_id, TransferState.RETRYING, reason)
+    await trio.sleep(backoff_delay(attempt))
