@@ -178,7 +178,7 @@ class MessageError(RemoteProtocolError):
         self.request_id = request_id
 
 
-# --- validation helpers (raise LocalProtocolError: constructing a bad message is our bug) ----------
+# --- validation helpers (raise LocalProtocolError: constructing a bad message is our bug) -------
 
 
 def _fail(message: str) -> LocalProtocolError:
@@ -276,7 +276,7 @@ def _check_json_object(name: str, value: object) -> None:
 
 
 def _optional() -> Any:
-    """A field that may be absent on the wire (and then is ``None``); an explicit null is invalid."""
+    """A field that may be absent on the wire (then ``None``); an explicit null is invalid."""
     return field(default=None, metadata={"omit_none": True})
 
 

@@ -135,7 +135,9 @@ class SignalSession:
     Usable as an async context manager that leaves on exit.
     """
 
-    def __init__(self, client: SignalingClient, *, session: str, share: str, queue_size: int) -> None:
+    def __init__(
+        self, client: SignalingClient, *, session: str, share: str, queue_size: int
+    ) -> None:
         self.session = session
         self.share = share
         self._client = client
@@ -448,7 +450,9 @@ class SignalingClient:
             try:
                 self._incoming_send.send_nowait(session)
             except (trio.WouldBlock, trio.ClosedResourceError):
-                logger.warning("signaling: incoming queue full, refusing session %s", message.session)
+                logger.warning(
+                    "signaling: incoming queue full, refusing session %s", message.session
+                )
                 self._abandon(session, "refused: incoming queue full")
         elif isinstance(message, Joined):
             waiter = self._waiter_for(message.id)
@@ -531,7 +535,10 @@ def _parse_url(url: str) -> _Target:
 async def _open_stream(target: _Target) -> trio.SocketStream | trio.SSLStream[trio.SocketStream]:
     if target.tls:
         return await trio.open_ssl_over_tcp_stream(
-            target.host, target.port, ssl_context=ssl.create_default_context(), https_compatible=True
+            target.host,
+            target.port,
+            ssl_context=ssl.create_default_context(),
+            https_compatible=True,
         )
     return await trio.open_tcp_stream(target.host, target.port)
 

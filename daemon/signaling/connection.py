@@ -116,7 +116,7 @@ class ServerConnection:
             try:
                 async with trio.open_nursery() as nursery:
                     self._nursery = nursery
-                    if self._close_code == CloseCode.QUEUE_OVERFLOW:  # pragma: no cover
+                    if self._close_code == CloseCode.QUEUE_OVERFLOW:  # overflowed already
                         nursery.cancel_scope.cancel()
                     nursery.start_soon(self._pump, mailbox)
                     if self._heartbeat_interval is not None:
@@ -134,12 +134,14 @@ class ServerConnection:
                 with trio.CancelScope(shield=True, deadline=trio.current_time() + _CLEANUP_TIMEOUT):
                     await self._cleanup()
                 if self._ws.closed is None:
-                    grace = min(self._close_timeout, _SHUTDOWN_GRACE) if shutting_down else self._close_timeout
+                    grace = self._close_timeout
+                    if shutting_down:
+                        grace = min(grace, _SHUTDOWN_GRACE)
                     with trio.CancelScope(shield=True, deadline=trio.current_time() + grace):
                         await self._ws.aclose(self._close_code)
 
     def _on_overflow(self) -> None:
-        """The store gave up delivering to us: stop everything (the pump may be stuck in a write)."""
+        """The store gave up delivering to us: stop everything (the pump may be stuck writing)."""
         logger.debug("signaling connection %s: outgoing queue overflowed", self.id)
         self._close_code = CloseCode.QUEUE_OVERFLOW
         if self._nursery is not None:
@@ -250,7 +252,11 @@ class ServerConnection:
             return
         except CodesExhausted:
             await self._send(
-                Error(code=ErrorCode.TRY_LATER, message="no free code, try again later", id=message.id)
+                Error(
+                    code=ErrorCode.TRY_LATER,
+                    message="no free code, try again later",
+                    id=message.id,
+                )
             )
             return
         self._engaged()

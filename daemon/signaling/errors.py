@@ -2,7 +2,7 @@
 
 ::
 
-    SignalingError            an error reply from the server, or a client-side failure; .code, .message
+    SignalingError            an error reply or a client-side failure; .code, .message
     +-- SignalingConnectError the WebSocket could not be opened (refused, rejected, timed out)
     +-- SignalingClosed       the signaling connection is closed; the request cannot complete
     +-- JoinFailed            join_failed: no such code or share (the server never says which)

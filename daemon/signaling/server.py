@@ -18,7 +18,13 @@ from functools import partial
 from typing import NoReturn
 
 import trio
-from trio_websocket import ConnectionClosed, Endpoint, WebSocketRequest, WebSocketServer, serve_websocket
+from trio_websocket import (
+    ConnectionClosed,
+    Endpoint,
+    WebSocketRequest,
+    WebSocketServer,
+    serve_websocket,
+)
 
 from daemon.protocol.signaling import MAX_FRAME_BYTES, SIGNALING_PATH
 from daemon.signaling.connection import ServerConnection

@@ -160,7 +160,7 @@ class SessionStore(Protocol):
     async def join_by_share(
         self, share: str, joiner: ConnectionId, *, now: float
     ) -> SessionRecord | None:
-        """Open a session with the host of ``share``; None if it is not hosted (or by ``joiner``)."""
+        """Open a session with the host of ``share``; None if not hosted (or by ``joiner``)."""
         ...
 
     async def get_session(self, session: str) -> SessionRecord | None:

@@ -106,14 +106,16 @@ def test_serialize_is_compact_and_omits_absent_ids() -> None:
     assert serialize(Ping()) == '{"type":"ping"}'
     assert serialize(Join(code="123456", id=1)) == '{"type":"join","code":"123456","id":1}'
     hosted = serialize(Hosted(share=SHARE, code=None, expires_at=None))
-    assert json.loads(hosted) == {"type": "hosted", "share": SHARE, "code": None, "expires_at": None}
+    expected = {"type": "hosted", "share": SHARE, "code": None, "expires_at": None}
+    assert json.loads(hosted) == expected
 
 
 def test_every_type_is_an_enum_member_and_directions_are_closed() -> None:
     assert set(CLIENT_MESSAGE_TYPES) | set(SERVER_MESSAGE_TYPES) == {t.value for t in MessageType}
     assert set(CLIENT_MESSAGE_TYPES) & set(SERVER_MESSAGE_TYPES) == {"relay"}
     assert bad('{"type":"hosted","share":"' + SHARE + '","code":null,"expires_at":null}')
-    assert bad('{"type":"host","share":"' + SHARE + '","host_key":"' + KEY + '","code":true}', client=False)
+    host = {"type": "host", "share": SHARE, "host_key": KEY, "code": True}
+    assert bad(json.dumps(host), client=False)
 
 
 # --- invalid input --------------------------------------------------------------------------
@@ -218,7 +220,8 @@ def test_error_messages_do_not_echo_large_input() -> None:
 
 def test_frame_size_limit_counts_utf8_bytes() -> None:
     padding = MAX_FRAME_BYTES - len('{"type":"relay","session":"s","data":{"p":""}}')
-    exact = json.dumps({"type": "relay", "session": "s", "data": {"p": "a" * padding}}, separators=(",", ":"))
+    frame = {"type": "relay", "session": "s", "data": {"p": "a" * padding}}
+    exact = json.dumps(frame, separators=(",", ":"))
     assert len(exact.encode()) == MAX_FRAME_BYTES
     assert isinstance(parse_client_message(exact), Relay)
     over = exact.replace('"p":"a', '"p":"é', 1)  # same characters, one more byte
@@ -307,7 +310,11 @@ def utf8_text(**kwargs: Any) -> st.SearchStrategy[str]:
 
 share_ids = st.from_regex(r"[A-Za-z0-9_-]{16,64}", fullmatch=True)
 session_ids = st.from_regex(r"[A-Za-z0-9_-]{1,64}", fullmatch=True)
-request_ids = st.none() | st.integers(-MAX_REQUEST_ID, MAX_REQUEST_ID) | utf8_text(min_size=1, max_size=64)
+request_ids = (
+    st.none()
+    | st.integers(-MAX_REQUEST_ID, MAX_REQUEST_ID)
+    | utf8_text(min_size=1, max_size=64)
+)
 codes = st.from_regex(r"[0-9]{6}", fullmatch=True)
 utf8_json = st.recursive(
     st.none()
@@ -322,7 +329,13 @@ utf8_json = st.recursive(
 relay_data = st.dictionaries(utf8_text(max_size=8), utf8_json, max_size=4)
 
 client_messages = st.one_of(
-    st.builds(Host, share=share_ids, host_key=utf8_text(min_size=16, max_size=128), code=st.booleans(), id=request_ids),
+    st.builds(
+        Host,
+        share=share_ids,
+        host_key=utf8_text(min_size=16, max_size=128),
+        code=st.booleans(),
+        id=request_ids,
+    ),
     st.builds(Unhost, share=share_ids, id=request_ids),
     st.builds(Join, code=codes, id=request_ids),
     st.builds(Join, share=share_ids, id=request_ids),

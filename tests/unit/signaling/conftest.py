@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import urllib.parse
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 import trio
-from trio_websocket import WebSocketConnection, open_websocket_url
+from trio_websocket import WebSocketConnection, wrap_client_stream
 
 from daemon.signaling import Limits, MemorySessionStore, SignalingServer
 
@@ -91,8 +92,20 @@ class RawClient:
 
 @asynccontextmanager
 async def raw_client(url: str) -> AsyncIterator[RawClient]:
-    async with open_websocket_url(url, disconnect_timeout=2) as ws:
-        yield RawClient(ws)
+    """A raw client owning its TCP stream: trio-websocket's client leaves the stream open when
+    the server closes first (which many tests provoke)."""
+    parts = urllib.parse.urlsplit(url)
+    assert parts.hostname is not None and parts.port is not None
+    resource = parts.path + (f"?{parts.query}" if parts.query else "")
+    stream = await trio.open_tcp_stream(parts.hostname, parts.port)
+    async with stream, trio.open_nursery() as nursery:
+        ws = await wrap_client_stream(nursery, stream, f"{parts.hostname}:{parts.port}", resource)
+        try:
+            yield RawClient(ws)
+        finally:
+            with trio.move_on_after(2):
+                await ws.aclose()
+            nursery.cancel_scope.cancel()
 
 
 @pytest.fixture

@@ -21,7 +21,9 @@ JOIN_FAILED = {"type": "error", "code": "join_failed", "message": "no such code 
 
 
 async def host(client: Any, share: str = SHARE, *, code: bool = True, key: str = KEY) -> dict:
-    reply = await client.request({"type": "host", "share": share, "host_key": key, "code": code, "id": 1})
+    reply = await client.request(
+        {"type": "host", "share": share, "host_key": key, "code": code, "id": 1}
+    )
     assert reply["type"] == "hosted", reply
     return reply
 
@@ -53,13 +55,11 @@ async def test_share_by_code_relay_and_leave(connect, signaling: Any) -> None:
         assert await sender.receive() == {"type": "peer", "session": session, "share": SHARE}
 
         await sender.send({"type": "relay", "session": session, "data": {"sdp": "offer"}})
-        assert await receiver.receive() == {"type": "relay", "session": session, "data": {"sdp": "offer"}}
-        await receiver.send({"type": "relay", "session": session, "data": {"sdp": "answer", "n": [1]}})
-        assert await sender.receive() == {
-            "type": "relay",
-            "session": session,
-            "data": {"sdp": "answer", "n": [1]},
-        }
+        relayed = {"type": "relay", "session": session, "data": {"sdp": "offer"}}
+        assert await receiver.receive() == relayed
+        answer = {"sdp": "answer", "n": [1]}
+        await receiver.send({"type": "relay", "session": session, "data": answer})
+        assert await sender.receive() == {"type": "relay", "session": session, "data": answer}
         stats = await signaling.server.statistics()
         assert (stats.connections, stats.shares, stats.codes, stats.sessions) == (2, 1, 0, 1)
 
@@ -70,7 +70,12 @@ async def test_share_by_code_relay_and_leave(connect, signaling: Any) -> None:
         }
         assert await sender.receive() == {"type": "left", "session": session}
         reply = await sender.request({"type": "relay", "session": session, "data": {}, "id": 4})
-        assert reply == {"type": "error", "code": "unknown_session", "message": "no such session", "id": 4}
+        assert reply == {
+            "type": "error",
+            "code": "unknown_session",
+            "message": "no such session",
+            "id": 4,
+        }
         assert (await signaling.server.statistics()).sessions == 0
 
 
@@ -137,7 +142,13 @@ async def test_rehost_needs_the_same_host_key(connect, signaling: Any) -> None:
     async with connect() as old, connect() as new, connect() as receiver:
         old_code = (await host(old))["code"]
         reply = await new.request(
-            {"type": "host", "share": SHARE, "host_key": "another-key-0123456", "code": True, "id": 9}
+            {
+                "type": "host",
+                "share": SHARE,
+                "host_key": "another-key-0123456",
+                "code": True,
+                "id": 9,
+            }
         )
         assert reply == {
             "type": "error",
@@ -191,7 +202,8 @@ async def test_oversize_frame_closes_1009(connect) -> None:
 
 async def test_oversize_in_bytes_closes_1009(connect) -> None:
     async with connect() as client:  # 40 000 characters, 80 000 UTF-8 bytes
-        await client.ws.send_message(json.dumps({"type": "relay", "session": "s", "data": {"p": "é" * 40_000}}, ensure_ascii=False))
+        frame = {"type": "relay", "session": "s", "data": {"p": "é" * 40_000}}
+        await client.ws.send_message(json.dumps(frame, ensure_ascii=False))
         assert await closed_with(client) == 1009
 
 
@@ -275,10 +287,10 @@ async def test_idle_sockets_are_closed_after_join_timeout(connect) -> None:
         assert await sender.request({"type": "ping"}) == {"type": "pong"}
 
 
-@pytest.mark.parametrize("server_options", [{"heartbeat_interval": 0.05}])
+@pytest.mark.parametrize("server_options", [{"heartbeat_interval": 0.1}])
 async def test_heartbeat_keeps_responsive_clients(connect) -> None:
     async with connect() as client:
-        await trio.sleep(0.4)
+        await trio.sleep(0.6)  # long enough for three missed pings (0.1 s apart) to close it
         assert await client.request({"type": "ping"}) == {"type": "pong"}
 
 

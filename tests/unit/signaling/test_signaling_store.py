@@ -52,8 +52,9 @@ async def test_join_by_code_is_single_use_and_expires() -> None:
     assert hosted.code is not None
     assert await store.join_by_code(hosted.code, "host", now=NOW) is None  # not by its host
     record = await store.join_by_code(hosted.code, "j1", now=NOW + 9.9)
-    assert record is not None and (record.host, record.joiner, record.share) == ("host", "j1", SHARE)
-    assert record.other("host") == "j1" and record.other("j1") == "host" and record.other("x") is None
+    assert record is not None
+    assert (record.host, record.joiner, record.share) == ("host", "j1", SHARE)
+    assert (record.other("host"), record.other("j1"), record.other("x")) == ("j1", "host", None)
     assert await store.join_by_code(hosted.code, "j2", now=NOW + 9.9) is None
 
     hosted = await store.host_share(SHARE, "host", KEY, want_code=True, now=NOW)
@@ -122,7 +123,8 @@ async def test_delivery_is_bounded_and_overflow_is_reported_once() -> None:
 
 
 async def test_failed_join_budget_per_ip_and_window() -> None:
-    store = MemorySessionStore(limits=Limits(ip_failed_join_budget=2, ip_budget_window=60, max_tracked_ips=3))
+    limits = Limits(ip_failed_join_budget=2, ip_budget_window=60, max_tracked_ips=3)
+    store = MemorySessionStore(limits=limits)
     assert await store.join_budget_ok("1.1.1.1", now=NOW)
     await store.record_failed_join("1.1.1.1", now=NOW)
     assert await store.join_budget_ok("1.1.1.1", now=NOW)
@@ -144,7 +146,8 @@ async def test_code_attempt_cap_revokes_the_code() -> None:
     store = MemorySessionStore(limits=Limits(code_attempt_cap=3))
     hosted = await store.host_share(SHARE, "host", KEY, want_code=True, now=NOW)
     assert hosted.code is not None
-    assert not await store.record_code_failure("999999" if hosted.code != "999999" else "000000", now=NOW)
+    other_code = "999999" if hosted.code != "999999" else "000000"
+    assert not await store.record_code_failure(other_code, now=NOW)
     assert not await store.record_code_failure(hosted.code, now=NOW)
     assert not await store.record_code_failure(hosted.code, now=NOW)
     assert await store.record_code_failure(hosted.code, now=NOW)
