@@ -131,4 +131,5 @@ def create_app(appliance: ApplianceAPI, *, api_token: str) -> Litestar:
         exception_handlers={ApplianceError: appliance_error},
         openapi_config=OpenAPIConfig(title="doorstep control API", version="1", path="/api/v1/schema"),
         request_max_body_size=1024 * 1024,
+        logging_config=None,  # the daemon owns logging; litestar must not reconfigure it
     )
