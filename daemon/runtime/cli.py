@@ -90,13 +90,22 @@ def main(argv: list[str] | None = None) -> int:
 def _api_command(args: argparse.Namespace, config) -> int:
     from .tokens import read_api_token
 
-    token = os.environ.get("DOORSTEP_TOKEN") or read_api_token(config.state_dir)
+    try:
+        token = os.environ.get("DOORSTEP_TOKEN") or read_api_token(config.state_dir)
+    except (OSError, ValueError) as exc:
+        print(f"doorstep: no API token ({exc}); set DOORSTEP_TOKEN or --config the daemon's state_dir",
+              file=sys.stderr)
+        return 2
     base = f"http://{config.http_listen.connect_host}:{config.http_listen.port}/api/v1"
     headers = {"Authorization": f"Bearer {token}"}
     try:
         with httpx.Client(base_url=base, headers=headers, timeout=10) as client:
             health = client.get("/health").json()
             transfers = client.get("/transfers").raise_for_status().json()
+    except httpx.HTTPStatusError as exc:
+        print(f"doorstep: the daemon at {base} refused the request ({exc.response.status_code}): "
+              f"{exc.response.text[:200]}", file=sys.stderr)
+        return 1
     except httpx.HTTPError as exc:
         print(f"doorstep: the daemon at {base} did not answer: {exc}", file=sys.stderr)
         return 1

@@ -5,8 +5,6 @@ Shared by the daemon and the standalone CLI, which differ only in where state an
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from daemon.ice import IceConfig
 from daemon.peer import Role, SignalChannel, open_data_channel
 from daemon.protocol import FileEntry
@@ -60,9 +58,3 @@ async def receive_over_session(
         await channel.wait_flushed()
         return outcome
 
-
-def noop_report(_done: int, _moved: int) -> None:
-    """A report callback for callers that do not track progress."""
-
-
-ReportFactory = Callable[[str], ReceiveReport]

@@ -19,7 +19,7 @@ import segno
 import trio
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn, TimeRemainingColumn
 
-from daemon.ice import IceConfig, parse_addresses
+from daemon.ice import IceConfig
 from daemon.signaling import JoinFailed, open_signaling
 from daemon.state import Direction, FileRecord, StateDB
 from daemon.storage import Inbox, LocalSources, sha256_file
@@ -34,10 +34,6 @@ from .sessions import send_over_session
 __all__ = ["receive", "send"]
 
 LINK_RE = re.compile(r"(https?://[^/]+)/r/([0-9]{6})/?")
-
-
-def _ice_from_env() -> IceConfig:
-    return IceConfig(addresses=parse_addresses(os.environ.get("DOORSTEP_ICE_ADDRESSES")))
 
 
 def _fail(message: str) -> int:
@@ -72,10 +68,10 @@ def receive(args: argparse.Namespace, config: Config) -> int:
     except (httpx.HTTPError, KeyError, ValueError) as exc:
         return _fail(f"could not ask the appliance for its signaling address: {exc}")
     args.out.mkdir(parents=True, exist_ok=True)
-    return bridge.run(_receive, signal_url, code, args.out)
+    return bridge.run(_receive, signal_url, code, args.out, IceConfig(addresses=config.ice_addresses))
 
 
-async def _receive(signal_url: str, code: str, out: Path) -> int:
+async def _receive(signal_url: str, code: str, out: Path, ice: IceConfig) -> int:
     journal = StateDB(":memory:")
     transfer_id = secrets.token_hex(8)
     journal.add_transfer(transfer_id, Direction.RECEIVE, signal_url=signal_url)
@@ -88,7 +84,7 @@ async def _receive(signal_url: str, code: str, out: Path) -> int:
             progress.update(task, completed=done, total=total)
 
         try:
-            outcome = await fetch(job, inbox=inbox, journal=journal, ice=_ice_from_env(), report=report)
+            outcome = await fetch(job, inbox=inbox, journal=journal, ice=ice, report=report)
         except JoinFailed:
             return _fail("no such code (or it expired, or it was used)")
         except RETRYABLE as exc:
@@ -129,10 +125,10 @@ def send(args: argparse.Namespace, config: Config) -> int:
         FileRecord(index=i, path=name, size=path.stat().st_size, sha256=sha256_file(path))
         for i, (name, path) in enumerate(named)
     )
-    return bridge.run(_send, signal_url, files, sources)
+    return bridge.run(_send, signal_url, files, sources, IceConfig(addresses=config.ice_addresses))
 
 
-async def _send(signal_url: str, files: tuple[FileRecord, ...], sources: LocalSources) -> int:
+async def _send(signal_url: str, files: tuple[FileRecord, ...], sources: LocalSources, ice: IceConfig) -> int:
     share_id = secrets.token_urlsafe(16)
     total = sum(f.size for f in files)
     try:
@@ -147,7 +143,7 @@ async def _send(signal_url: str, files: tuple[FileRecord, ...], sources: LocalSo
                 async for session in client.incoming():
                     try:
                         await send_over_session(
-                            session, _ice_from_env(), share_id=share_id, files=files, share_dir=sources,
+                            session, ice, share_id=share_id, files=files, share_dir=sources,
                             report=lambda acked, _moved: progress.update(task, completed=acked),
                         )
                     except RETRYABLE as exc:
