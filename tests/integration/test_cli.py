@@ -17,13 +17,6 @@ pytestmark = pytest.mark.integration
 MiB = 1024 * 1024
 
 
-@pytest.fixture
-def appliance(tmp_path: Path):
-    daemon = Daemon(tmp_path / "appliance").start()
-    yield daemon
-    assert daemon.stop() == 0, daemon.log_tail()
-
-
 def _read_code(proc: subprocess.Popen[str], timeout: float = 30) -> str:
     deadline = time.monotonic() + timeout
     assert proc.stdout is not None
@@ -36,18 +29,18 @@ def _read_code(proc: subprocess.Popen[str], timeout: float = 30) -> str:
     raise AssertionError(f"doorstep send printed no code (exit {proc.poll()})")
 
 
-def test_standalone_send_of_a_folder_to_standalone_receive(appliance: Daemon, tmp_path: Path) -> None:
+def test_standalone_send_of_a_folder_to_standalone_receive(daemon: Daemon, tmp_path: Path) -> None:
     folder = tmp_path / "holiday"
     (folder / "img").mkdir(parents=True)
     digests = {"holiday/notes.txt": random_file(folder / "notes.txt", 10_000),
                "holiday/img/big.raw": random_file(folder / "img" / "big.raw", 5 * MiB)}
-    sender = subprocess.Popen(DOORSTEP + ["send", str(folder), "--signal", appliance.signal_url],
+    sender = subprocess.Popen(DOORSTEP + ["send", str(folder), "--signal", daemon.signal_url],
                               env=loopback_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               stdin=subprocess.DEVNULL)
     try:
         code = _read_code(sender)
         out = tmp_path / "out"
-        received = run_cli("receive", code, "--out", str(out), "--signal", appliance.signal_url)
+        received = run_cli("receive", code, "--out", str(out), "--signal", daemon.signal_url)
         assert received.returncode == 0, received.stderr
         assert sender.wait(30) == 0, sender.stderr.read() if sender.stderr else ""
     finally:
@@ -63,25 +56,25 @@ def test_send_refuses_missing_paths(tmp_path: Path) -> None:
     assert done.returncode == 1 and "not a file or folder" in done.stderr
 
 
-def test_receive_by_share_link_asks_the_appliance_for_its_signaling_url(appliance: Daemon, tmp_path: Path) -> None:
+def test_receive_by_share_link_asks_the_appliance_for_its_signaling_url(daemon: Daemon, tmp_path: Path) -> None:
     source = tmp_path / "a.txt"
     digest = random_file(source, 1000)
     with source.open("rb") as body:
-        share = appliance.api("PUT", "/api/v1/shares/a.txt", content=body).json()
+        share = daemon.api("PUT", "/api/v1/shares/a.txt", content=body).json()
     link = share["url"]
-    assert link == f"{appliance.base}/r/{share['code']}"
+    assert link == f"{daemon.base}/r/{share['code']}"
     done = run_cli("receive", link, "--out", str(tmp_path / "out"))
     assert done.returncode == 0, done.stderr
     assert sha256_of(tmp_path / "out" / "a.txt") == digest
 
 
-def test_status_and_transfers_are_thin_clients_of_the_api(appliance: Daemon, tmp_path: Path) -> None:
+def test_status_and_transfers_are_thin_clients_of_the_api(daemon: Daemon, tmp_path: Path) -> None:
     with (tmp_path / "x").open("wb") as f:
         f.write(b"x" * 100)
     with (tmp_path / "x").open("rb") as body:
-        appliance.api("PUT", "/api/v1/shares/x", content=body).raise_for_status()
-    env = {"DOORSTEP_STATE_DIR": str(appliance.state_dir),
-           "DOORSTEP_HTTP_LISTEN": f"127.0.0.1:{appliance.runtime['http_port']}"}
+        daemon.api("PUT", "/api/v1/shares/x", content=body).raise_for_status()
+    env = {"DOORSTEP_STATE_DIR": str(daemon.state_dir),
+           "DOORSTEP_HTTP_LISTEN": f"127.0.0.1:{daemon.runtime['http_port']}"}
     status = run_cli("status", "--json", **env)
     assert status.returncode == 0, status.stderr
     body = json.loads(status.stdout)

@@ -75,10 +75,8 @@ def _offer(signal_url: str, daemon: Daemon, named: dict[str, Path]) -> tuple[str
 
 
 @pytest.fixture
-def receiver(tmp_path: Path):
-    daemon = Daemon(tmp_path / "b").start()
-    yield daemon
-    assert daemon.stop() == 0, daemon.log_tail()
+def receiver(start_daemon) -> Daemon:
+    return start_daemon("b")
 
 
 def test_hostile_names_land_sanitized_inside_the_inbox(receiver: Daemon, tmp_path: Path) -> None:

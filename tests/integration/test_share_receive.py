@@ -16,13 +16,6 @@ pytestmark = pytest.mark.integration
 MiB = 1024 * 1024
 
 
-@pytest.fixture
-def daemon(tmp_path: Path):
-    d = Daemon(tmp_path / "a").start()
-    yield d
-    assert d.stop() == 0, d.log_tail()
-
-
 def _auth_header_file(daemon: Daemon, tmp_path: Path) -> Path:
     """curl reads the header from a 0600 file, so the token never appears in argv."""
     path = tmp_path / "auth.header"
