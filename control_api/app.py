@@ -21,7 +21,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.status_codes import HTTP_202_ACCEPTED
 from msgspec import Struct
 
-from daemon import ApplianceAPI, ApplianceError, ShareCreated, TransferRecord, Upload
+from daemon import ApplianceAPI, ApplianceError, ShareCreated, TransferRecord, Upload, render_prometheus
 
 __all__ = ["create_app"]
 
@@ -104,6 +104,14 @@ def create_app(appliance: ApplianceAPI, *, api_token: str) -> Litestar:
                 await f.close()
         return _share_json(share)
 
+    @get("/api/v1/stats", guards=[guard])
+    async def stats() -> dict[str, Any]:
+        return await appliance.stats()
+
+    @get("/metrics", guards=[guard], media_type="text/plain; version=0.0.4")
+    async def metrics() -> str:
+        return render_prometheus(await appliance.stats())
+
     @get("/api/v1/shares", guards=[guard], sync_to_thread=False)
     def list_shares() -> list[dict[str, Any]]:
         return [_share_json(s) for s in appliance.shares()]
@@ -127,7 +135,8 @@ def create_app(appliance: ApplianceAPI, *, api_token: str) -> Litestar:
         return Response({"error": exc.code, "message": str(exc)}, status_code=exc.status)
 
     return Litestar(
-        route_handlers=[health, put_share, post_share, list_shares, list_transfers, get_transfer, receive],
+        route_handlers=[health, put_share, post_share, stats, metrics, list_shares, list_transfers, get_transfer,
+                        receive],
         exception_handlers={ApplianceError: appliance_error},
         openapi_config=OpenAPIConfig(title="doorstep control API", version="1", path="/api/v1/schema"),
         request_max_body_size=1024 * 1024,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import re
 import secrets
 import time
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import segno
@@ -46,6 +48,7 @@ class Appliance:
         self._codes: dict[str, tuple[str | None, float | None]] = {}
         self._host = ShareHost(signal_url=signal_url, db=db, spool=spool, ice=ice)
         self._nursery: trio.Nursery | None = None
+        self._signaling_statistics: Callable[[], Awaitable[Any]] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -96,6 +99,10 @@ class Appliance:
         if never_joined and (code_expires or 0.0) <= now:
             return "nobody used the code before it expired"
         return None
+
+    def attach_signaling(self, statistics: Callable[[], Awaitable[Any]]) -> None:
+        """Include the local signaling server's statistics (a dataclass) in :meth:`stats`."""
+        self._signaling_statistics = statistics
 
     def set_http_url(self, http_url: str) -> None:
         """Where share links point (known only after the HTTP listener bound)."""
@@ -157,6 +164,20 @@ class Appliance:
             qr=segno.make(url, error="m").svg_data_uri() if url else None, signal=self._signal_url,
             size=share.size, files=[{"path": f.path, "size": f.size, "sha256": f.sha256} for f in share.files],
         )
+
+    async def stats(self) -> dict[str, dict[str, Any]]:
+        transfers = self._db.list_transfers()
+        by_state = Counter(t.state.value for t in transfers)
+        out: dict[str, dict[str, Any]] = {
+            "transfers": {
+                "count": {"state": {state.value: by_state.get(state.value, 0) for state in TransferState}},
+                "bytes_moved_total": sum(t.bytes_moved for t in transfers),
+            },
+            "shares": {"open": len(self._db.list_shares())},
+        }
+        if self._signaling_statistics is not None:
+            out["signaling"] = dataclasses.asdict(await self._signaling_statistics())
+        return out
 
     def shares(self) -> list[ShareCreated]:
         return [self._describe(s) for s in self._db.list_shares()]

@@ -65,6 +65,14 @@ def test_curl_share_64mib_received_by_cli(daemon: Daemon, tmp_path: Path) -> Non
     again = run_cli("receive", share["code"], "--out", str(tmp_path / "again"), "--signal", daemon.signal_url)
     assert again.returncode == 1 and "no such code" in again.stderr
 
+    stats = daemon.api("GET", "/api/v1/stats").json()
+    assert stats["transfers"]["count"]["state"]["done"] == 1
+    assert stats["transfers"]["bytes_moved_total"] >= 64 * MiB
+    metrics = daemon.api("GET", "/metrics")
+    assert metrics.headers["content-type"].startswith("text/plain")
+    assert 'doorstep_transfers_count{state="done"} 1\n' in metrics.text
+    assert "# TYPE doorstep_transfers_bytes_moved_total counter" in metrics.text
+
 
 def test_multipart_folder_tree_received_by_cli(daemon: Daemon, tmp_path: Path) -> None:
     tree = {"tree/a.bin": 3 * MiB + 17, "tree/sub/b.txt": 1000, "tree/sub/deeper/empty": 0}
