@@ -77,7 +77,15 @@ def main(argv: list[str] | None = None) -> int:
         from daemon.runtime import bridge
         from .daemon import run_daemon
 
-        bridge.run(run_daemon, config)
+        failure: BaseExceptionGroup | None = None
+        try:
+            bridge.run(run_daemon, config)
+        except* OSError as group:  # a port in use, an unreachable Redis, an unwritable state dir
+            failure = group
+        if failure is not None:
+            for exc in _leaves(failure):
+                print(f"doorstep: cannot start: {exc}", file=sys.stderr)
+            return 1
         return 0
     if args.command in ("receive", "send"):
         from . import standalone
@@ -85,6 +93,11 @@ def main(argv: list[str] | None = None) -> int:
         runner = standalone.receive if args.command == "receive" else standalone.send
         return runner(args, config)
     return _api_command(args, config)
+
+
+def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
+    return [leaf for exc in group.exceptions
+            for leaf in (_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])]
 
 
 def _api_command(args: argparse.Namespace, config) -> int:

@@ -83,3 +83,11 @@ def test_status_and_transfers_are_thin_clients_of_the_api(daemon: Daemon, tmp_pa
     assert listing.returncode == 0 and "send" in listing.stdout and "connecting" in listing.stdout
     denied = run_cli("transfers", DOORSTEP_TOKEN="wrong", **env)
     assert denied.returncode == 1 and "did not answer" not in denied.stderr and "401" in denied.stderr
+
+
+def test_daemon_reports_a_busy_port_without_a_traceback(daemon: Daemon, tmp_path: Path) -> None:
+    busy = f"127.0.0.1:{daemon.runtime['signal_port']}"
+    done = run_cli("daemon", timeout=30, DOORSTEP_STATE_DIR=str(tmp_path / "second"),
+                   DOORSTEP_HTTP_LISTEN="127.0.0.1:0", DOORSTEP_SIGNAL_LISTEN=busy)
+    assert done.returncode == 1
+    assert "cannot start" in done.stderr and "Traceback" not in done.stderr
