@@ -43,6 +43,10 @@ __all__ = [
     "MAX_JOIN_FIELD_CHARS",
     "HOST_KEY_MIN_CHARS",
     "HOST_KEY_MAX_CHARS",
+    "MAX_ROOM_TEXT_CHARS",
+    "MAX_ROOM_NAME_CHARS",
+    "MAX_ROOM_PASSWORD_CHARS",
+    "MAX_ROOM_MEMBERS_LISTED",
     "MessageType",
     "ErrorCode",
     "CloseCode",
@@ -61,6 +65,20 @@ __all__ = [
     "Ping",
     "Pong",
     "Error",
+    "Hello",
+    "Welcome",
+    "Resume",
+    "Resumed",
+    "RoomCreate",
+    "RoomCreated",
+    "RoomJoin",
+    "RoomJoined",
+    "RoomLeave",
+    "RoomLeft",
+    "MemberJoined",
+    "MemberLeft",
+    "Text",
+    "RoomText",
     "ClientMessage",
     "ServerMessage",
     "Message",
@@ -72,6 +90,8 @@ __all__ = [
     "is_share_id",
     "is_code",
     "is_session_id",
+    "is_room_id",
+    "is_resume_token",
 ]
 
 PROTOCOL_VERSION: Final = 1
@@ -90,11 +110,20 @@ MAX_JOIN_FIELD_CHARS: Final = 128
 """Longest ``join.code`` / ``join.share`` string (their format is checked by the server)."""
 HOST_KEY_MIN_CHARS: Final = 16
 HOST_KEY_MAX_CHARS: Final = 128
+MAX_ROOM_TEXT_CHARS: Final = 4096
+"""Longest ``text`` relayed to a room."""
+MAX_ROOM_NAME_CHARS: Final = 64
+MAX_ROOM_PASSWORD_CHARS: Final = 256
+MAX_ROOM_MEMBERS_LISTED: Final = 256
+"""Longest ``room_joined.members`` list (servers cap rooms well below this)."""
 
 _SHARE_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _CODE = re.compile(r"[0-9]{6}")
 _ERROR_CODE = re.compile(r"[a-z0-9_]{1,64}")
+_ROOM_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
+_RESUME_TOKEN = re.compile(r"[A-Za-z0-9_-]{32,64}")
+_MEMBER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class MessageType(enum.StrEnum):
@@ -106,8 +135,15 @@ class MessageType(enum.StrEnum):
     JOIN = "join"
     LEAVE = "leave"
     PING = "ping"
+    HELLO = "hello"
+    RESUME = "resume"
+    ROOM_CREATE = "room_create"
+    ROOM_JOIN = "room_join"
+    ROOM_LEAVE = "room_leave"
     # both directions
     RELAY = "relay"
+    TEXT = "text"
+    """Client to server: ``Text``; server to client: ``RoomText`` (adds ``member``)."""
     # server -> client
     HOSTED = "hosted"
     UNHOSTED = "unhosted"
@@ -116,6 +152,13 @@ class MessageType(enum.StrEnum):
     LEFT = "left"
     PONG = "pong"
     ERROR = "error"
+    WELCOME = "welcome"
+    RESUMED = "resumed"
+    ROOM_CREATED = "room_created"
+    ROOM_JOINED = "room_joined"
+    ROOM_LEFT = "room_left"
+    MEMBER_JOINED = "member_joined"
+    MEMBER_LEFT = "member_left"
 
 
 class ErrorCode(enum.StrEnum):
@@ -135,6 +178,11 @@ class ErrorCode(enum.StrEnum):
     """``host`` of a share that is hosted with another ``host_key``."""
     TRY_LATER = "try_later"
     """The server cannot serve the request now (e.g. no free code); retrying later may work."""
+    RESUME_FAILED = "resume_failed"
+    """``resume`` with a token that is unknown, expired or used, or from a socket that already
+    hosts, joins or is in a room (one reply for all)."""
+    UNKNOWN_ROOM = "unknown_room"
+    """``text``/``room_leave`` for a room that does not exist or that the sender is not in."""
 
 
 class CloseCode(enum.IntEnum):
@@ -487,15 +535,316 @@ class Error:
         _check_id(self.id)
 
 
-ClientMessage: TypeAlias = Host | Unhost | Join | Relay | Leave | Ping
-ServerMessage: TypeAlias = Hosted | Unhosted | Joined | Peer | Relay | Left | Pong | Error
+# --- resume ------------------------------------------------------------------------------------
+
+
+def _check_token(name: str, value: object) -> None:
+    _check_pattern(name, value, _RESUME_TOKEN, "32..64 characters of [A-Za-z0-9_-]")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hello:
+    """Ask for a resume token for this socket (opt-in; each ``hello`` replaces the token)."""
+
+    TYPE: ClassVar[MessageType] = MessageType.HELLO
+    id: RequestId | None = _optional()
+
+    def __post_init__(self) -> None:
+        _check_id(self.id)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Welcome:
+    """The reply to ``hello``: ``token`` resumes this socket's state from a new socket within
+    ``grace`` seconds after this one is lost. The token is a secret, sent only here."""
+
+    TYPE: ClassVar[MessageType] = MessageType.WELCOME
+    token: str
+    grace: float
+    id: RequestId | None = _optional()
+
+    def __post_init__(self) -> None:
+        _check_token("token", self.token)
+        if type(self.grace) not in (int, float) or not 0 < self.grace < math.inf:
+            raise _fail("grace must be a positive finite number")
+        _check_id(self.id)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Resume:
+    """Take over the shares, sessions and rooms of the lost socket that ``token`` belongs to.
+    Only type and length are schema errors: a malformed token gets ``resume_failed``."""
+
+    TYPE: ClassVar[MessageType] = MessageType.RESUME
+    token: str
+    id: RequestId | None = _optional()
+
+    def __post_init__(self) -> None:
+        _check_str("token", self.token, max_chars=MAX_JOIN_FIELD_CHARS)
+        _check_id(self.id)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Resumed:
+    """The reply to a successful ``resume``; ``token`` is the new token (the old one is spent).
+    Frames queued for the lost socket follow, in order."""
+
+    TYPE: ClassVar[MessageType] = MessageType.RESUMED
+    token: str
+    id: RequestId | None = _optional()
+
+    def __post_init__(self) -> None:
+        _check_token("token", self.token)
+        _check_id(self.id)
+
+
+# --- rooms -------------------------------------------------------------------------------------
+
+
+def _check_room(name: str, value: object) -> None:
+    _check_pattern(name, value, _ROOM_ID, "16..64 characters of [A-Za-z0-9_-]")
+
+
+def _check_member(name: str, value: object) -> None:
+    _check_pattern(name, value, _MEMBER_ID, "1..64 characters of [A-Za-z0-9_-]")
+
+
+def _check_room_name(value: object) -> None:
+    if value is not None:
+        _check_str("name", value, min_chars=1, max_chars=MAX_ROOM_NAME_CHARS)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoomCreate:
+    """Create a password-protected room and become its first member."""
+
+    TYPE: ClassVar[MessageType] = MessageType.ROOM_CREATE
+    password: str
+    name: str | None = _optional()
+    id: RequestId | None = _optional()
+
+    def __post_init__(self) -> None:
+        _check_str("password", self.password, min_chars=1, max_chars=MAX_ROOM_PASSWORD_CHARS)
+        _check_room_name(self.name)
+        _check_id(self.id)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoomCreated:
+    """The reply to ``room_create``: ``room`` is the new room's id (random, never derived from
+    the password), ``member`` this socket's member id in it, ``expires_at`` unix seconds."""
+
+    TYPE: ClassVar[MessageType] = MessageType.ROOM_CREATED
+    room: str
+    member: str
+    expires_at: float
+    name: str | None = _optional()
+    id: RequestId | None = _optional()
+
+    def __post_init__(self) -> None:
+        _check_room("room", self.room)
+        _check_member("member", self.member)
+        if type(self.expires_at) not in (int, float) or not math.isfinite(self.expires_at):
+            raise _fail("expires_at must be a finite number")
+        _check_room_name(self.name)
+        _check_id(self.id)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoomJoin:
+    """Join ``room`` with its password. Like ``join``, only type and length are schema errors:
+    a malformed room id gets the same ``join_failed`` reply as a wrong password."""
+
+    TYPE: ClassVar[MessageType] = MessageType.ROOM_JOIN
+    room: str
+    password: str
+    id: RequestId | None = _optional()
+
+    def __post_init__(self) -> None:
+        _check_str("room", self.room, max_chars=MAX_JOIN_FIELD_CHARS)
+        _check_str("password", self.password, min_chars=1, max_chars=MAX_ROOM_PASSWORD_CHARS)
+        _check_id(self.id)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoomJoined:
+    """The reply to a successful ``room_join``: this socket's ``member`` id and the ids of the
+    other ``members`` already in the room."""
+
+    TYPE: ClassVar[MessageType] = MessageType.ROOM_JOINED
+    room: str
+    member: str
+    members: list[str]
+    expires_at: float
+    name: str | None = _optional()
+    id: RequestId | None = _optional()
+
+    def __post_init__(self) -> None:
+        _check_room("room", self.room)
+        _check_member("member", self.member)
+        if not isinstance(self.members, list) or len(self.members) > MAX_ROOM_MEMBERS_LISTED:
+            raise _fail(f"members must be a list of at most {MAX_ROOM_MEMBERS_LISTED} ids")
+        for member in self.members:
+            _check_member("members[]", member)
+        if type(self.expires_at) not in (int, float) or not math.isfinite(self.expires_at):
+            raise _fail("expires_at must be a finite number")
+        _check_room_name(self.name)
+        _check_id(self.id)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoomLeave:
+    """Leave ``room``; the others get ``member_left``."""
+
+    TYPE: ClassVar[MessageType] = MessageType.ROOM_LEAVE
+    room: str
+    id: RequestId | None = _optional()
+
+    def __post_init__(self) -> None:
+        _check_room("room", self.room)
+        _check_id(self.id)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoomLeft:
+    """The reply to ``room_leave``: this socket is no longer in ``room``."""
+
+    TYPE: ClassVar[MessageType] = MessageType.ROOM_LEFT
+    room: str
+    id: RequestId | None = _optional()
+
+    def __post_init__(self) -> None:
+        _check_room("room", self.room)
+        _check_id(self.id)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemberJoined:
+    """Sent to the members of ``room``: ``member`` joined it."""
+
+    TYPE: ClassVar[MessageType] = MessageType.MEMBER_JOINED
+    room: str
+    member: str
+
+    def __post_init__(self) -> None:
+        _check_room("room", self.room)
+        _check_member("member", self.member)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemberLeft:
+    """Sent to the members of ``room``: ``member`` left it (or its socket closed)."""
+
+    TYPE: ClassVar[MessageType] = MessageType.MEMBER_LEFT
+    room: str
+    member: str
+
+    def __post_init__(self) -> None:
+        _check_room("room", self.room)
+        _check_member("member", self.member)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Text:
+    """Client to server: relay ``text`` to every other member of ``room``. No success reply."""
+
+    TYPE: ClassVar[MessageType] = MessageType.TEXT
+    room: str
+    text: str
+    id: RequestId | None = _optional()
+
+    def __post_init__(self) -> None:
+        _check_room("room", self.room)
+        _check_str("text", self.text, max_chars=MAX_ROOM_TEXT_CHARS)
+        _check_id(self.id)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoomText:
+    """Server to client (``type`` ``text``): ``member`` of ``room`` said ``text``."""
+
+    TYPE: ClassVar[MessageType] = MessageType.TEXT
+    room: str
+    member: str
+    text: str
+
+    def __post_init__(self) -> None:
+        _check_room("room", self.room)
+        _check_member("member", self.member)
+        _check_str("text", self.text, max_chars=MAX_ROOM_TEXT_CHARS)
+
+
+ClientMessage: TypeAlias = (
+    Host
+    | Unhost
+    | Join
+    | Relay
+    | Leave
+    | Ping
+    | Hello
+    | Resume
+    | RoomCreate
+    | RoomJoin
+    | RoomLeave
+    | Text
+)
+ServerMessage: TypeAlias = (
+    Hosted
+    | Unhosted
+    | Joined
+    | Peer
+    | Relay
+    | Left
+    | Pong
+    | Error
+    | Welcome
+    | Resumed
+    | RoomCreated
+    | RoomJoined
+    | RoomLeft
+    | MemberJoined
+    | MemberLeft
+    | RoomText
+)
 Message: TypeAlias = ClientMessage | ServerMessage
 
 CLIENT_MESSAGE_TYPES: Final[dict[str, type[ClientMessage]]] = {
-    cls.TYPE.value: cls for cls in (Host, Unhost, Join, Relay, Leave, Ping)
+    cls.TYPE.value: cls
+    for cls in (
+        Host,
+        Unhost,
+        Join,
+        Relay,
+        Leave,
+        Ping,
+        Hello,
+        Resume,
+        RoomCreate,
+        RoomJoin,
+        RoomLeave,
+        Text,
+    )
 }
 SERVER_MESSAGE_TYPES: Final[dict[str, type[ServerMessage]]] = {
-    cls.TYPE.value: cls for cls in (Hosted, Unhosted, Joined, Peer, Relay, Left, Pong, Error)
+    cls.TYPE.value: cls
+    for cls in (
+        Hosted,
+        Unhosted,
+        Joined,
+        Peer,
+        Relay,
+        Left,
+        Pong,
+        Error,
+        Welcome,
+        Resumed,
+        RoomCreated,
+        RoomJoined,
+        RoomLeft,
+        MemberJoined,
+        MemberLeft,
+        RoomText,
+    )
 }
 
 
@@ -661,3 +1010,13 @@ def is_code(value: object) -> bool:
 def is_session_id(value: object) -> bool:
     """Whether ``value`` is a well-formed session id (``[A-Za-z0-9_-]{1,64}``)."""
     return type(value) is str and _SESSION_ID.fullmatch(value) is not None
+
+
+def is_room_id(value: object) -> bool:
+    """Whether ``value`` is a well-formed room id (``[A-Za-z0-9_-]{16,64}``)."""
+    return type(value) is str and _ROOM_ID.fullmatch(value) is not None
+
+
+def is_resume_token(value: object) -> bool:
+    """Whether ``value`` is a well-formed resume token (``[A-Za-z0-9_-]{32,64}``)."""
+    return type(value) is str and _RESUME_TOKEN.fullmatch(value) is not None

@@ -8,6 +8,7 @@ from daemon.signaling.client import (
     SignalSession as SignalSession,
     open_signaling as open_signaling,
 )
+from daemon.signaling.counters import LimitKind as LimitKind
 from daemon.signaling.errors import (
     JoinFailed as JoinFailed,
     SessionClosed as SessionClosed,
@@ -32,6 +33,7 @@ __all__ = [
     "SignalingClient",
     "SignalSession",
     "open_signaling",
+    "LimitKind",
     "JoinFailed",
     "SessionClosed",
     "SignalingClosed",

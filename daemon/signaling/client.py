@@ -22,8 +22,15 @@ turned away the same way; such follow-up sends run as short tasks in the same nu
 When the socket closes (server gone, heartbeat, a protocol violation) every pending request
 raises :class:`SignalingClosed`, every session's ``receive`` raises :class:`SessionClosed`, and
 ``incoming`` ends. Leaving the context closes the WebSocket and cancels both tasks; nothing
-outlives it. Reconnecting is not done here; :attr:`SignalingClient.hosted_shares` remembers what
-to re-host when a later version adds it.
+outlives it.
+
+With ``open_signaling(url, resume=True)`` the client asks the server for a resume token
+(``hello``). When the socket is then lost (no clean close), it reconnects with jittered
+exponential backoff for up to the server's grace period and sends ``resume``: shares, sessions
+and :class:`SignalSession` objects keep working, and frames relayed meanwhile arrive late but in
+order. Sends wait while reconnecting; requests in flight when the socket dropped fail with
+:class:`SignalingClosed` (their replies are lost) and may be retried. If the resume fails the
+client closes as above.
 """
 
 from __future__ import annotations
@@ -31,11 +38,13 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+import random
 import ssl
 import urllib.parse
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, NoReturn
 
 import trio
@@ -52,6 +61,7 @@ from daemon.protocol.signaling import (
     CloseCode,
     Error,
     ErrorCode,
+    Hello,
     Host,
     Join,
     Joined,
@@ -62,9 +72,12 @@ from daemon.protocol.signaling import (
     Ping,
     Pong,
     Relay,
+    Resume,
+    Resumed,
     ServerMessage,
     Unhost,
     Unhosted,
+    Welcome,
     parse_server_message,
     serialize,
 )
@@ -255,10 +268,21 @@ class SignalingClient:
         )
         self._hosted: dict[str, _HostRegistration] = {}
         self._closed: tuple[str, int | None] | None = None
+        self._token: str | None = None
+        self._grace = 0.0
+        self._online = trio.Event()
+        self._online.set()
+        self.resumes = 0
+        """How many times this client resumed after losing its socket."""
 
     @property
     def closed(self) -> bool:
         return self._closed is not None
+
+    @property
+    def online(self) -> bool:
+        """False while the client is reconnecting to resume (sends wait meanwhile)."""
+        return self._online.is_set() and self._closed is None
 
     @property
     def hosted_shares(self) -> frozenset[str]:
@@ -336,12 +360,19 @@ class SignalingClient:
     async def _send(self, message: ClientMessage) -> None:
         """Send one frame. Raises SignalingClosed, LocalProtocolError (unencodable message)."""
         frame = serialize(message)
-        if self._closed is not None:
-            raise self._closed_error()
-        try:
-            await self._ws.send_message(frame)
-        except ConnectionClosed as exc:
-            raise self._closed_error() from exc
+        while True:
+            await self._online.wait()  # reconnecting: wait (set again by resume or shutdown)
+            if self._closed is not None:
+                raise self._closed_error()
+            ws = self._ws
+            try:
+                await ws.send_message(frame)
+                return
+            except ConnectionClosed as exc:
+                if self._token is None or self._closed is not None:
+                    raise self._closed_error() from exc
+                if self._ws is ws and self._online.is_set():  # lost; the reader resumes
+                    self._online = trio.Event()
 
     async def _request(self, message: ClientMessage) -> object:
         """Send ``message`` with a fresh id and wait for the reply with that id.
@@ -398,6 +429,7 @@ class SignalingClient:
         if self._closed is not None:
             return
         self._closed = (reason, close_code)
+        self._online.set()
         for waiter in self._pending.values():
             waiter.fail(self._closed_error())
         for session in list(self._sessions.values()):
@@ -405,15 +437,93 @@ class SignalingClient:
         self._sessions.clear()
         self._incoming_send.close()
 
-    async def _read_loop(self) -> None:
-        """The reader task: runs until the socket closes; never raises for server behaviour."""
+    async def _hello(self) -> None:
+        """Ask for a resume token; an older server (``bad_message``) just means no resume."""
+        try:
+            reply = await self._request(Hello())
+        except SignalingError as exc:
+            if exc.code != ErrorCode.BAD_MESSAGE:
+                raise
+            return
+        if not isinstance(reply, Welcome):
+            raise _unexpected(reply)
+        self._token, self._grace = reply.token, reply.grace
+
+    async def _run(
+        self, connect: Callable[[], AbstractAsyncContextManager[WebSocketConnection]]
+    ) -> None:
+        """The reader task: read the first socket, then reconnect and resume while possible."""
+        lost = await self._read_loop()
+        while lost:
+            lost = await self._reconnect(connect)
+
+    async def _reconnect(
+        self, connect: Callable[[], AbstractAsyncContextManager[WebSocketConnection]]
+    ) -> bool:
+        """Reconnect with jittered exponential backoff within the grace period and resume.
+
+        Returns whether the resumed socket was lost again (the caller tries again); shuts the
+        client down when resuming is impossible.
+        """
+        if self._online.is_set():  # a failed send may have noticed the loss first
+            self._online = trio.Event()
+        for waiter in self._pending.values():  # their replies went down with the socket
+            waiter.fail(SignalingClosed("signaling connection lost; retry the request"))
+        deadline = trio.current_time() + self._grace
+        delay = 0.05
+        while trio.current_time() < deadline and self._closed is None:
+            await trio.sleep(min(delay * random.uniform(0.5, 1.5), deadline - trio.current_time()))
+            delay = min(delay * 2, 5.0)
+            try:
+                with trio.move_on_at(deadline):
+                    async with connect() as ws:
+                        reply = await self._resume_on(ws)
+                        if not isinstance(reply, Resumed):
+                            break
+                        self._token = reply.token
+                        self._ws = ws
+                        self.resumes += 1
+                        self._online.set()
+                        if await self._read_loop():
+                            return True
+                        # Closed for good: keep this socket's reader (in this context) alive
+                        # for the closing handshake; open_signaling cancels us when done.
+                        await trio.sleep_forever()
+            except SignalingConnectError as exc:
+                logger.debug("signaling reconnect failed: %s", exc)
+            except ConnectionClosed:
+                pass
+        self._shutdown("signaling connection lost and not resumed")
+        return False
+
+    async def _resume_on(self, ws: WebSocketConnection) -> ServerMessage | None:
+        """Send ``resume`` on a fresh socket and read its reply (None if it is malformed)."""
+        assert self._token is not None
+        await ws.send_message(serialize(Resume(token=self._token)))
+        frame = await ws.get_message()
+        try:
+            if isinstance(frame, bytes):
+                return None
+            return parse_server_message(frame)
+        except MessageError:
+            return None
+
+    async def _read_loop(self) -> bool:
+        """Read the current socket until it closes; never raises for server behaviour.
+
+        Returns True when the socket was lost and may be resumed (the client has a token and
+        the close was neither ours nor a deliberate one by the server).
+        """
         while True:
             try:
                 frame = await self._ws.get_message()
             except ConnectionClosed as exc:
                 code = exc.reason.code if exc.reason is not None else None
+                if self._token is not None and self._closed is None and code in _RESUMABLE:
+                    logger.info("signaling connection lost (%s); resuming", code)
+                    return True
                 self._shutdown(f"signaling connection closed ({code})", code)
-                return
+                return False
             try:
                 if isinstance(frame, bytes):
                     raise MessageError("binary frame from the server")
@@ -423,7 +533,7 @@ class SignalingClient:
                 self._shutdown(f"server sent an invalid frame: {exc}", CloseCode.PROTOCOL_ERROR)
                 with trio.move_on_after(1):
                     await self._ws.aclose(CloseCode.PROTOCOL_ERROR, "invalid frame")
-                return
+                return False
             self._dispatch(message)
 
     def _waiter_for(self, request_id: object) -> _Waiter | None:
@@ -470,6 +580,11 @@ class SignalingClient:
                 waiter.resolve(message)
             elif isinstance(message, Error):
                 logger.debug("signaling error without a waiting request: %s", message.code)
+
+
+_RESUMABLE = frozenset({None, 1005, 1006, int(CloseCode.HEARTBEAT_TIMEOUT)})
+"""Close codes after which the client tries to resume: no close frame (the TCP connection
+died) or missed heartbeats. Every other code was a deliberate close."""
 
 
 def _error_from(reply: Error) -> SignalingError:
@@ -551,6 +666,7 @@ async def open_signaling(
     close_timeout: float = 5.0,
     session_queue_size: int = 256,
     incoming_queue_size: int = 16,
+    resume: bool = False,
 ) -> AsyncIterator[SignalingClient]:
     """Connect to a signaling server (``ws://HOST:PORT/signal/v1``) for the duration of the block.
 
@@ -558,6 +674,9 @@ async def open_signaling(
         SignalingConnectError: the connection or the WebSocket handshake failed (refused, HTTP
             rejection such as 404, TLS failure, or no handshake within ``connect_timeout``).
         ValueError: ``url`` is not a ``ws:``/``wss:`` URL.
+
+    With ``resume`` the client asks for a resume token and, when its socket is lost, reconnects
+    and resumes by itself (see the module docstring).
 
     Leaving the block closes the WebSocket (waiting at most ``close_timeout`` for the closing
     handshake; at once if cancelled), cancels the client's tasks and closes the TCP stream. An
@@ -588,13 +707,17 @@ async def open_signaling(
                 session_queue_size=session_queue_size,
                 incoming_queue_size=incoming_queue_size,
             )
-            nursery.start_soon(client._read_loop)
+            nursery.start_soon(
+                client._run, partial(_reconnection, target, url, connect_timeout)
+            )
             try:
+                if resume:
+                    await client._hello()
                 yield client
             finally:
                 client._shutdown("signaling client closed", CloseCode.NORMAL)
                 with trio.move_on_after(close_timeout):
-                    await ws.aclose()
+                    await client._ws.aclose()
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         leaf = _single_leaf(group)
@@ -606,3 +729,46 @@ async def open_signaling(
         _raise_alone(leaf)
     finally:
         await stream.aclose()  # trio-websocket leaves it open after a rejected handshake
+
+
+@asynccontextmanager
+async def _reconnection(
+    target: _Target, url: str, connect_timeout: float
+) -> AsyncIterator[WebSocketConnection]:
+    """One more WebSocket to ``target`` for a resume, closed (briefly) on exit.
+
+    Raises SignalingConnectError when the connection or the handshake fails.
+    """
+    try:
+        with trio.fail_after(connect_timeout):
+            stream = await _open_stream(target)
+    except (OSError, trio.TooSlowError) as exc:
+        raise SignalingConnectError(f"cannot connect to {url}: {exc!r}") from exc
+    try:
+        async with trio.open_nursery() as nursery:
+            try:
+                with trio.fail_after(connect_timeout):
+                    ws = await wrap_client_stream(
+                        nursery,
+                        stream,
+                        target.host_header,
+                        target.resource,
+                        max_message_size=MAX_FRAME_BYTES,
+                    )
+            except trio.TooSlowError as exc:
+                raise SignalingConnectError(f"no WebSocket handshake from {url}") from exc
+            try:
+                yield ws
+            finally:
+                with trio.move_on_after(1):
+                    await ws.aclose()
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        leaf = _single_leaf(group)
+        if leaf is None:
+            raise
+        if isinstance(leaf, (HandshakeError, trio.BrokenResourceError, ssl.SSLError, OSError)):
+            raise SignalingConnectError(f"cannot connect to {url}: {leaf!r}") from leaf
+        _raise_alone(leaf)
+    finally:
+        await stream.aclose()

@@ -10,10 +10,14 @@ socket's sessions are told ``left``.
 
 from __future__ import annotations
 
+import enum
+import hashlib
 import itertools
 import logging
 import math
+import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import trio
@@ -26,33 +30,60 @@ from daemon.protocol.signaling import (
     CloseCode,
     Error,
     ErrorCode,
+    Hello,
     Host,
     Hosted,
     Join,
     Joined,
     Leave,
     Left,
+    MemberJoined,
+    MemberLeft,
     MessageError,
     Peer,
     Ping,
     Pong,
     Relay,
+    Resume,
+    Resumed,
+    RoomCreate,
+    RoomCreated,
+    RoomJoin,
+    RoomJoined,
+    RoomLeave,
+    RoomLeft,
+    RoomText,
+    Text,
     Unhost,
     Unhosted,
+    Welcome,
     is_code,
+    is_room_id,
     is_share_id,
     parse_client_message,
     serialize,
 )
+from daemon.signaling.counters import Counters, LimitKind
+from daemon.signaling.passwords import PasswordHasher
 from daemon.signaling.store import (
     CodesExhausted,
     ConnectionId,
     HostKeyMismatch,
+    RoomMember,
+    RoomsExhausted,
     SessionStore,
     hash_host_key,
 )
 
-__all__ = ["ServerConnection", "JOIN_FAILED_MESSAGE"]
+__all__ = [
+    "ServerConnection",
+    "Identity",
+    "Outcome",
+    "ResumeDesk",
+    "Handoff",
+    "cleanup_identity",
+    "JOIN_FAILED_MESSAGE",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +92,110 @@ JOIN_FAILED_MESSAGE = "no such code or share"
 
 _CLEANUP_TIMEOUT = 5.0
 _SHUTDOWN_GRACE = 0.25
+
+
+class Outcome(enum.Enum):
+    """How :meth:`ServerConnection.run` ended."""
+
+    CLOSED = "closed"
+    """The socket is done; its identity's state must be dropped."""
+    LOST = "lost"
+    """The socket was lost (no clean close by the client, or missed heartbeats); its identity
+    may wait for a ``resume`` if it has a token."""
+    HANDED_OFF = "handed_off"
+    """This socket sent a valid ``resume``: it now serves another identity (see ``handoff``)."""
+
+
+@dataclass(eq=False)
+class Handoff:
+    """A socket passed to the task that owns a resumed identity; ``done`` is set when that task
+    no longer uses the socket (the socket's own handler must stay alive until then)."""
+
+    ws: WebSocketConnection
+    request_id: int | str | None
+    done: trio.Event = field(default_factory=trio.Event)
+
+
+@dataclass(eq=False)
+class Identity:
+    """What outlives one socket: the connection id the store knows, its mailbox owner's
+    bookkeeping, and its resume token digest (if the client asked for one with ``hello``)."""
+
+    conn_id: ConnectionId
+    ip: str
+    token_digest: bytes | None = None
+    used_rooms: bool = False
+    overflowed: bool = False
+    connection: ServerConnection | None = None
+    park_scope: trio.CancelScope | None = None
+    handoffs: tuple[trio.MemorySendChannel[Handoff], trio.MemoryReceiveChannel[Handoff]] = field(
+        default_factory=lambda: trio.open_memory_channel[Handoff](1)
+    )
+
+    def on_overflow(self) -> None:
+        """The store gave up delivering to this identity: end its socket or its parking."""
+        self.overflowed = True
+        if self.connection is not None:
+            self.connection.overflowed()
+        if self.park_scope is not None:
+            self.park_scope.cancel()
+
+
+class ResumeDesk:
+    """Resume tokens of one server instance: digest -> :class:`Identity`.
+
+    A token is 32 random bytes (``secrets.token_urlsafe(32)``), given to the client once; only
+    its SHA-256 is kept. Claiming a token removes it (single use).
+    """
+
+    def __init__(self, grace: float) -> None:
+        self.grace = grace
+        self._identities: dict[bytes, Identity] = {}
+
+    def issue(self, identity: Identity) -> str:
+        """A fresh token for ``identity``, replacing its previous one."""
+        self.forget(identity)
+        token = secrets.token_urlsafe(32)
+        identity.token_digest = hashlib.sha256(token.encode("ascii")).digest()
+        self._identities[identity.token_digest] = identity
+        return token
+
+    def forget(self, identity: Identity) -> None:
+        if identity.token_digest is not None:
+            if self._identities.get(identity.token_digest) is identity:
+                del self._identities[identity.token_digest]
+            identity.token_digest = None
+
+    def claim(self, token: str, handoff: Handoff) -> bool:
+        """Hand ``handoff`` to the identity ``token`` belongs to; False if there is none.
+
+        If the identity's old socket still looks alive, it is abandoned (as lost) first.
+        """
+        digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+        identity = self._identities.pop(digest, None)
+        if identity is None or identity.overflowed:
+            return False
+        identity.token_digest = None
+        try:
+            identity.handoffs[0].send_nowait(handoff)
+        except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+            return False
+        if identity.connection is not None:
+            identity.connection.abandon()
+        return True
+
+
+async def cleanup_identity(store: SessionStore, identity: Identity) -> None:
+    """Drop everything ``identity`` owns and tell the other ends (``member_left``, ``left``)."""
+    if identity.used_rooms:  # spares sockets that never used rooms a store round trip
+        for membership in await store.drop_room_memberships(identity.conn_id):
+            left = serialize(MemberLeft(room=membership.room, member=membership.member))
+            for member in membership.others:
+                await store.deliver(member.conn, left)
+    for record in await store.drop_connection(identity.conn_id):
+        other = record.other(identity.conn_id)
+        if other is not None:
+            await store.deliver(other, serialize(Left(session=record.session)))
 
 
 class ServerConnection:
@@ -74,19 +209,30 @@ class ServerConnection:
         self,
         ws: WebSocketConnection,
         *,
-        conn_id: ConnectionId,
-        ip: str,
+        identity: Identity,
+        resume: ResumeDesk,
+        resumed: Handoff | None,
         store: SessionStore,
+        counters: Counters,
+        passwords: PasswordHasher,
         clock: Callable[[], float],
         heartbeat_interval: float | None,
         missed_heartbeats: int,
         join_timeout: float,
         close_timeout: float,
     ) -> None:
-        self.id = conn_id
-        self.ip = ip
+        self.id = identity.conn_id
+        self.ip = identity.ip
+        self._identity = identity
+        self._resume = resume
+        self._resumed = resumed
+        self._outcome = Outcome.CLOSED
+        self.handed_off: Handoff | None = None
+        """Set with outcome HANDED_OFF: this socket, as passed to the identity it resumed."""
         self._ws = ws
         self._store = store
+        self._counters = counters
+        self._passwords = passwords
         self._clock = clock
         self._heartbeat_interval = heartbeat_interval
         self._missed_heartbeats = missed_heartbeats
@@ -102,56 +248,84 @@ class ServerConnection:
             Relay: self._on_relay,
             Leave: self._on_leave,
             Ping: self._on_ping,
+            Hello: self._on_hello,
+            Resume: self._on_resume,
+            RoomCreate: self._on_room_create,
+            RoomJoin: self._on_room_join,
+            RoomLeave: self._on_room_leave,
+            Text: self._on_text,
         }
 
-    async def run(self) -> None:
-        """Serve until the socket closes or the caller cancels.
+    async def run(
+        self,
+        mailbox: trio.abc.ReceiveChannel[str],
+        cleanup: Callable[[], Awaitable[None]],
+    ) -> Outcome:
+        """Serve until the socket closes or the caller cancels; say how it ended.
 
+        ``mailbox`` is the identity's delivery channel (the caller owns it and the store state).
+        When the outcome is CLOSED, ``cleanup()`` (idempotent; the caller's
+        :func:`cleanup_identity`) runs before the closing handshake, so the other ends learn at
+        once; for LOST the caller decides (park or clean up).
         Never raises for peer behaviour; an unexpected error is logged and the socket closed with
         1011. On cancellation (server shutdown) the socket is closed with 1001, on overflow of its
-        outgoing queue with 4002. In every case the store is cleaned up first (shielded, bounded by
-        a few seconds), then the closing handshake gets at most ``close_timeout``.
+        outgoing queue with 4002; the closing handshake gets at most ``close_timeout``. A socket
+        handed off by ``resume`` is left open for its new owner.
         """
-        async with self._store.open_mailbox(self.id, on_overflow=self._on_overflow) as mailbox:
-            try:
-                async with trio.open_nursery() as nursery:
-                    self._nursery = nursery
-                    if self._close_code == CloseCode.QUEUE_OVERFLOW:  # overflowed already
-                        nursery.cancel_scope.cancel()
-                    nursery.start_soon(self._pump, mailbox)
-                    if self._heartbeat_interval is not None:
-                        nursery.start_soon(self._heartbeat, self._heartbeat_interval)
-                    nursery.start_soon(self._watch_join_timeout)
-                    await self._read_loop()
-                    nursery.cancel_scope.cancel()
-            except Exception:
-                logger.exception("signaling connection %s failed", self.id)
-                self._close_code = CloseCode.INTERNAL_ERROR
-            finally:
-                # Cancelled from outside (shutdown): trio-websocket's reader task is cancelled too,
-                # so no closing handshake can complete; send the close frame and drop the stream.
-                shutting_down = trio.current_effective_deadline() == -math.inf
+        self._identity.connection = self
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                if self._identity.overflowed:
+                    self.overflowed()
+                if self._resumed is not None:
+                    self._engaged()
+                    token = self._resume.issue(self._identity)
+                    await self._send(Resumed(token=token, id=self._resumed.request_id))
+                nursery.start_soon(self._pump, mailbox)
+                if self._heartbeat_interval is not None:
+                    nursery.start_soon(self._heartbeat, self._heartbeat_interval)
+                nursery.start_soon(self._watch_join_timeout)
+                await self._read_loop()
+                nursery.cancel_scope.cancel()
+        except ConnectionClosed:  # sending ``resumed`` failed: lost again
+            self._outcome = Outcome.LOST
+        except Exception:
+            logger.exception("signaling connection %s failed", self.id)
+            self._close_code = CloseCode.INTERNAL_ERROR
+            self._outcome = Outcome.CLOSED
+        finally:
+            self._identity.connection = None
+            # Cancelled from outside (shutdown): trio-websocket's reader task is cancelled too,
+            # so no closing handshake can complete; send the close frame and drop the stream.
+            shutting_down = trio.current_effective_deadline() == -math.inf
+            if shutting_down:
+                self._outcome = Outcome.CLOSED
+            if self._outcome is Outcome.CLOSED:
                 with trio.CancelScope(shield=True, deadline=trio.current_time() + _CLEANUP_TIMEOUT):
-                    await self._cleanup()
-                if self._ws.closed is None:
-                    grace = self._close_timeout
-                    if shutting_down:
-                        grace = min(grace, _SHUTDOWN_GRACE)
-                    with trio.CancelScope(shield=True, deadline=trio.current_time() + grace):
-                        await self._ws.aclose(self._close_code)
+                    await cleanup()
+            if self._ws.closed is None and self._outcome is not Outcome.HANDED_OFF:
+                grace = self._close_timeout
+                if shutting_down:
+                    grace = min(grace, _SHUTDOWN_GRACE)
+                with trio.CancelScope(shield=True, deadline=trio.current_time() + grace):
+                    await self._ws.aclose(self._close_code)
+        return self._outcome
 
-    def _on_overflow(self) -> None:
+    def overflowed(self) -> None:
         """The store gave up delivering to us: stop everything (the pump may be stuck writing)."""
         logger.debug("signaling connection %s: outgoing queue overflowed", self.id)
         self._close_code = CloseCode.QUEUE_OVERFLOW
+        self._outcome = Outcome.CLOSED
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
 
-    async def _cleanup(self) -> None:
-        for record in await self._store.drop_connection(self.id):
-            other = record.other(self.id)
-            if other is not None:
-                await self._store.deliver(other, serialize(Left(session=record.session)))
+    def abandon(self) -> None:
+        """Another socket resumed this identity: drop this socket (as lost) and stop."""
+        self._close_code = CloseCode.NORMAL
+        self._outcome = Outcome.LOST
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
 
     async def _close(self, code: CloseCode, reason: str, *, timeout: float | None = None) -> None:
         """Close the socket with ``code`` (waiting a bounded time for the handshake) and stop."""
@@ -185,7 +359,12 @@ class ServerConnection:
                     )
                     continue
                 await self._handlers[type(message)](message)
-        except ConnectionClosed:
+                if self._outcome is Outcome.HANDED_OFF:
+                    return
+        except ConnectionClosed as exc:
+            code = exc.reason.code if exc.reason is not None else None
+            if code != CloseCode.NORMAL and self._outcome is Outcome.CLOSED:
+                self._outcome = Outcome.LOST  # not a clean goodbye from the client
             return
 
     async def _pump(self, mailbox: trio.abc.ReceiveChannel[str]) -> None:
@@ -215,6 +394,7 @@ class ServerConnection:
                 continue
             missed += 1
             if missed >= self._missed_heartbeats:
+                self._outcome = Outcome.LOST
                 await self._close(
                     CloseCode.HEARTBEAT_TIMEOUT, "missed heartbeats", timeout=interval
                 )
@@ -281,11 +461,26 @@ class ServerConnection:
             )
 
     async def _on_join(self, message: Join) -> None:
+        """Join by code or share id; every failure gets the same ``join_failed`` reply.
+
+        Order of checks: the address budget (refuses every join), then for joins by code the
+        global budget. A refused attempt is charged to the address (so a guesser stays locked
+        out) and, when it names a live code, to that code's attempt cap. A failure the address
+        budget admitted is charged to the address and, for a join by code, to the global budget.
+        """
         now = self._clock()
+        by_code = message.code is not None
         record = None
+        refused_by: LimitKind | None = None
         if not await self._store.join_budget_ok(self.ip, now=now):
+            refused_by = LimitKind.IP_BUDGET
+        elif by_code and not await self._store.global_join_budget_ok(now=now):
+            refused_by = LimitKind.GLOBAL_BUDGET
+        if refused_by is not None:
+            self._counters.hit(refused_by)
             if message.code is not None and is_code(message.code):
-                await self._store.record_code_failure(message.code, now=now)
+                if await self._store.record_code_failure(message.code, now=now):
+                    self._counters.hit(LimitKind.CODE_ATTEMPT_CAP)
         elif message.code is not None:
             if is_code(message.code):
                 record = await self._store.join_by_code(message.code, self.id, now=now)
@@ -294,10 +489,14 @@ class ServerConnection:
             record = await self._store.join_by_share(message.share, self.id, now=now)
         if record is None:
             await self._store.record_failed_join(self.ip, now=now)
+            if by_code and refused_by is None:
+                await self._store.record_global_failed_join(now=now)
+            self._counters.joins_failed += 1
             await self._send(
                 Error(code=ErrorCode.JOIN_FAILED, message=JOIN_FAILED_MESSAGE, id=message.id)
             )
             return
+        self._counters.joins_ok += 1
         self._engaged()
         # Reply before telling the host, so nothing the host relays can overtake ``joined``.
         await self._send(Joined(session=record.session, share=record.share, id=message.id))
@@ -335,3 +534,124 @@ class ServerConnection:
 
     async def _on_ping(self, message: Ping) -> None:
         await self._send(Pong(id=message.id))
+
+    # --- resume -------------------------------------------------------------------------------
+
+    async def _on_hello(self, message: Hello) -> None:
+        token = self._resume.issue(self._identity)
+        await self._send(Welcome(token=token, grace=self._resume.grace, id=message.id))
+
+    async def _on_resume(self, message: Resume) -> None:
+        """Hand this socket to the identity of ``message.token`` (see :class:`ResumeDesk`).
+
+        Only a socket that has not hosted, joined or entered a room may resume; every failure
+        gets the one ``resume_failed`` reply.
+        """
+        handoff = Handoff(ws=self._ws, request_id=message.id)
+        fresh = self._join_scope.deadline != math.inf and self._identity.token_digest is None
+        if fresh and self._resume.claim(message.token, handoff):
+            self._outcome = Outcome.HANDED_OFF
+            self.handed_off = handoff
+            return
+        await self._send(
+            Error(
+                code=ErrorCode.RESUME_FAILED,
+                message="cannot resume that",
+                id=message.id,
+            )
+        )
+
+    # --- rooms --------------------------------------------------------------------------------
+
+    async def _tell(self, members: tuple[RoomMember, ...], frame: str) -> None:
+        for member in members:
+            await self._store.deliver(member.conn, frame)
+
+    async def _on_room_create(self, message: RoomCreate) -> None:
+        hashed = await self._passwords.hash(message.password)
+        self._identity.used_rooms = True
+        try:
+            entry = await self._store.create_room(
+                self.id, hashed, name=message.name, now=self._clock()
+            )
+        except RoomsExhausted:
+            await self._send(
+                Error(code=ErrorCode.TRY_LATER, message="too many rooms", id=message.id)
+            )
+            return
+        self._engaged()
+        await self._send(
+            RoomCreated(
+                room=entry.room,
+                member=entry.member,
+                expires_at=entry.expires_at,
+                name=entry.name,
+                id=message.id,
+            )
+        )
+
+    async def _on_room_join(self, message: RoomJoin) -> None:
+        """Join a room; every failure (unknown or expired room, wrong password, room full,
+        already a member, budgets used up) gets the one ``join_failed`` reply and is charged
+        like a failed join by code (address budget, and the global budget unless refused)."""
+        now = self._clock()
+        entry = None
+        refused_by: LimitKind | None = None
+        if not await self._store.join_budget_ok(self.ip, now=now):
+            refused_by = LimitKind.IP_BUDGET
+        elif not await self._store.global_join_budget_ok(now=now):
+            refused_by = LimitKind.GLOBAL_BUDGET
+        if refused_by is not None:
+            self._counters.hit(refused_by)
+        else:
+            hashed = None
+            if is_room_id(message.room):
+                hashed = await self._store.room_password_hash(message.room, now=now)
+            if await self._passwords.verify(hashed, message.password):
+                self._identity.used_rooms = True
+                entry = await self._store.join_room(message.room, self.id, now=self._clock())
+        if entry is None:
+            await self._store.record_failed_join(self.ip, now=now)
+            if refused_by is None:
+                await self._store.record_global_failed_join(now=now)
+            self._counters.joins_failed += 1
+            await self._send(
+                Error(code=ErrorCode.JOIN_FAILED, message=JOIN_FAILED_MESSAGE, id=message.id)
+            )
+            return
+        self._counters.joins_ok += 1
+        self._engaged()
+        await self._send(
+            RoomJoined(
+                room=entry.room,
+                member=entry.member,
+                members=[other.member for other in entry.others],
+                expires_at=entry.expires_at,
+                name=entry.name,
+                id=message.id,
+            )
+        )
+        joined = serialize(MemberJoined(room=entry.room, member=entry.member))
+        await self._tell(entry.others, joined)
+
+    async def _unknown_room(self, request_id: Any) -> None:
+        await self._send(
+            Error(code=ErrorCode.UNKNOWN_ROOM, message="not in such a room", id=request_id)
+        )
+
+    async def _on_room_leave(self, message: RoomLeave) -> None:
+        membership = await self._store.leave_room(message.room, self.id)
+        if membership is None:
+            await self._unknown_room(message.id)
+            return
+        left = serialize(MemberLeft(room=message.room, member=membership.member))
+        await self._tell(membership.others, left)
+        await self._send(RoomLeft(room=message.room, id=message.id))
+
+    async def _on_text(self, message: Text) -> None:
+        membership = await self._store.room_membership(message.room, self.id, now=self._clock())
+        if membership is None:
+            await self._unknown_room(message.id)
+            return
+        frame = serialize(RoomText(room=message.room, member=membership.member, text=message.text))
+        await self._tell(membership.others, frame)

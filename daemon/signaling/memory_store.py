@@ -12,6 +12,7 @@ import hmac
 import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from collections import deque
 from dataclasses import dataclass, field
 
 import trio
@@ -22,6 +23,10 @@ from daemon.signaling.store import (
     ConnectionId,
     HostKeyMismatch,
     HostResult,
+    RoomEntry,
+    RoomMember,
+    RoomMembership,
+    RoomsExhausted,
     SessionRecord,
     StoreStatistics,
 )
@@ -46,12 +51,6 @@ class _Code:
 
 
 @dataclass(slots=True)
-class _Budget:
-    window_start: float
-    failures: int
-
-
-@dataclass(slots=True)
 class _Mailbox:
     send: trio.MemorySendChannel[str]
     on_overflow: Callable[[], None]
@@ -61,6 +60,20 @@ class _Mailbox:
 class _Owned:
     shares: set[str] = field(default_factory=set)
     sessions: set[str] = field(default_factory=set)
+    rooms: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class _Room:
+    room: str
+    name: str | None
+    password_hash: bytes
+    expires_at: float
+    members: dict[ConnectionId, str] = field(default_factory=dict)
+    """conn -> member id, in joining order."""
+
+    def others(self, conn: ConnectionId) -> tuple[RoomMember, ...]:
+        return tuple(RoomMember(member=m, conn=c) for c, m in self.members.items() if c != conn)
 
 
 class MemorySessionStore:
@@ -73,7 +86,10 @@ class MemorySessionStore:
         self._codes: dict[str, _Code] = {}
         self._sessions: dict[str, SessionRecord] = {}
         self._owned: dict[ConnectionId, _Owned] = {}
-        self._budgets: dict[str, _Budget] = {}
+        self._rooms: dict[str, _Room] = {}
+        self._budgets: dict[str, deque[float]] = {}
+        """Per address: the newest failure times (at most the budget), least recent first."""
+        self._global_failures: deque[float] = deque(maxlen=self.limits.global_failed_join_budget)
 
     # --- delivery ---------------------------------------------------------------------------
 
@@ -230,6 +246,8 @@ class MemorySessionStore:
         return record
 
     async def drop_connection(self, conn: ConnectionId) -> list[SessionRecord]:
+        for room in list(self._owned.get(conn, _Owned()).rooms):  # normally done already
+            await self.leave_room(room, conn)
         owned = self._owned.pop(conn, None)
         if owned is None:
             return []
@@ -248,19 +266,32 @@ class MemorySessionStore:
     # --- abuse budgets ----------------------------------------------------------------------
 
     async def join_budget_ok(self, ip: str, *, now: float) -> bool:
-        budget = self._budgets.get(ip)
-        if budget is None or now - budget.window_start >= self.limits.ip_budget_window:
-            return True
-        return budget.failures < self.limits.ip_failed_join_budget
+        return _window_ok(
+            self._budgets.get(ip),
+            self.limits.ip_failed_join_budget,
+            self.limits.ip_budget_window,
+            now,
+        )
 
     async def record_failed_join(self, ip: str, *, now: float) -> None:
-        budget = self._budgets.pop(ip, None)  # re-inserted last: dict order is recency
-        if budget is None or now - budget.window_start >= self.limits.ip_budget_window:
-            budget = _Budget(window_start=now, failures=0)
-        budget.failures += 1
-        self._budgets[ip] = budget
+        failures = self._budgets.pop(ip, None)  # re-inserted last: dict order is recency
+        if failures is None:
+            failures = deque(maxlen=self.limits.ip_failed_join_budget)
+        failures.append(now)
+        self._budgets[ip] = failures
         while len(self._budgets) > self.limits.max_tracked_ips:
             del self._budgets[next(iter(self._budgets))]
+
+    async def global_join_budget_ok(self, *, now: float) -> bool:
+        return _window_ok(
+            self._global_failures,
+            self.limits.global_failed_join_budget,
+            self.limits.global_budget_window,
+            now,
+        )
+
+    async def record_global_failed_join(self, *, now: float) -> None:
+        self._global_failures.append(now)
 
     async def record_code_failure(self, code: str, *, now: float) -> bool:
         record = self._live_code(code, now)
@@ -272,14 +303,137 @@ class MemorySessionStore:
             return True
         return False
 
+    # --- rooms ------------------------------------------------------------------------------
+
+    def _destroy_room(self, record: _Room) -> None:
+        del self._rooms[record.room]
+        for conn in record.members:
+            owned = self._owned.get(conn)
+            if owned is not None:
+                owned.rooms.discard(record.room)
+
+    def _live_room(self, room: str, now: float) -> _Room | None:
+        record = self._rooms.get(room)
+        if record is not None and record.expires_at <= now:
+            self._destroy_room(record)
+            return None
+        return record
+
+    def _purge_rooms(self, now: float) -> None:
+        for record in [r for r in self._rooms.values() if r.expires_at <= now]:
+            self._destroy_room(record)
+
+    def _new_member_id(self, record: _Room) -> str:
+        member = secrets.token_urlsafe(9)
+        while member in record.members.values():  # pragma: no cover - 72 random bits
+            member = secrets.token_urlsafe(9)
+        return member
+
+    async def create_room(
+        self, conn: ConnectionId, password_hash: bytes, *, name: str | None, now: float
+    ) -> RoomEntry:
+        if len(self._rooms) >= self.limits.max_rooms:
+            self._purge_rooms(now)
+            if len(self._rooms) >= self.limits.max_rooms:
+                raise RoomsExhausted("too many rooms")
+        room = secrets.token_urlsafe(16)
+        while room in self._rooms:  # pragma: no cover - 128 random bits
+            room = secrets.token_urlsafe(16)
+        record = _Room(
+            room=room,
+            name=name,
+            password_hash=password_hash,
+            expires_at=now + self.limits.room_ttl,
+        )
+        member = self._new_member_id(record)
+        record.members[conn] = member
+        self._rooms[room] = record
+        self._owned_by(conn).rooms.add(room)
+        return RoomEntry(
+            room=room, name=name, member=member, expires_at=record.expires_at, others=()
+        )
+
+    async def room_password_hash(self, room: str, *, now: float) -> bytes | None:
+        record = self._live_room(room, now)
+        return None if record is None else record.password_hash
+
+    async def join_room(self, room: str, conn: ConnectionId, *, now: float) -> RoomEntry | None:
+        record = self._live_room(room, now)
+        if (
+            record is None
+            or conn in record.members
+            or len(record.members) >= self.limits.max_room_members
+        ):
+            return None
+        others = record.others(conn)
+        member = self._new_member_id(record)
+        record.members[conn] = member
+        self._owned_by(conn).rooms.add(room)
+        return RoomEntry(
+            room=room,
+            name=record.name,
+            member=member,
+            expires_at=record.expires_at,
+            others=others,
+        )
+
+    async def room_membership(
+        self, room: str, conn: ConnectionId, *, now: float
+    ) -> RoomMembership | None:
+        record = self._live_room(room, now)
+        if record is None or conn not in record.members:
+            return None
+        return RoomMembership(room=room, member=record.members[conn], others=record.others(conn))
+
+    async def leave_room(self, room: str, conn: ConnectionId) -> RoomMembership | None:
+        record = self._rooms.get(room)
+        if record is None or conn not in record.members:
+            return None
+        member = record.members.pop(conn)
+        owned = self._owned.get(conn)
+        if owned is not None:
+            owned.rooms.discard(room)
+        if not record.members:
+            del self._rooms[room]
+        return RoomMembership(room=room, member=member, others=record.others(conn))
+
+    async def drop_room_memberships(self, conn: ConnectionId) -> list[RoomMembership]:
+        owned = self._owned.get(conn)
+        if owned is None:
+            return []
+        left = []
+        for room in list(owned.rooms):
+            membership = await self.leave_room(room, conn)
+            if membership is not None:
+                left.append(membership)
+        return left
+
+    def room_count(self, *, now: float) -> int:
+        """Live rooms (not part of the protocol; for tests and statistics)."""
+        self._purge_rooms(now)
+        return len(self._rooms)
+
     # --- introspection ----------------------------------------------------------------------
 
     async def statistics(self, *, now: float) -> StoreStatistics:
         for code in [c for c, record in self._codes.items() if record.expires_at <= now]:
             self._revoke_code(code)
+        self._purge_rooms(now)
         return StoreStatistics(
             connections=len(self._mailboxes),
             shares=len(self._shares),
             codes=len(self._codes),
             sessions=len(self._sessions),
+            rooms=len(self._rooms),
         )
+
+
+def _window_ok(failures: deque[float] | None, budget: int, window: float, now: float) -> bool:
+    """Fewer than ``budget`` of the newest ``budget`` failure times fall in ``(now - window, now]``.
+
+    ``failures`` holds at most ``budget`` times in the order they were charged; the budget is used
+    up exactly when it is full and its oldest entry is younger than ``window``.
+    """
+    if failures is None or len(failures) < budget:
+        return True
+    return now - failures[0] >= window

@@ -2,7 +2,8 @@
 
 Everything two server instances behind one address would have to share lives behind
 :class:`SessionStore`: codes with their TTL, share -> hosting connection, session -> its two
-connection ids, per-IP failure budgets, and delivery of a text frame to a connection id.
+connection ids, per-address and global failure budgets, rooms, and delivery of a text frame to a
+connection id.
 :class:`~daemon.signaling.memory_store.MemorySessionStore` implements it in process; a Redis
 implementation (keys with ``PEXPIREAT``, Lua for the atomic join, pub/sub per connection id for
 delivery) can be added without touching the server.
@@ -34,6 +35,10 @@ __all__ = [
     "StoreError",
     "HostKeyMismatch",
     "CodesExhausted",
+    "RoomsExhausted",
+    "RoomMember",
+    "RoomEntry",
+    "RoomMembership",
     "SessionStore",
     "hash_host_key",
 ]
@@ -84,6 +89,8 @@ class StoreStatistics:
     codes: int
     """Live (unexpired, unused) codes."""
     sessions: int
+    rooms: int = 0
+    """Live (unexpired) rooms."""
 
 
 class StoreError(Exception):
@@ -96,6 +103,39 @@ class HostKeyMismatch(StoreError):
 
 class CodesExhausted(StoreError):
     """No free code could be found; the caller should answer ``try_later``."""
+
+
+class RoomsExhausted(StoreError):
+    """``Limits.max_rooms`` rooms exist; the caller should answer ``try_later``."""
+
+
+@dataclass(frozen=True, slots=True)
+class RoomMember:
+    """One member of a room: its public ``member`` id and its (private) connection."""
+
+    member: str
+    conn: ConnectionId
+
+
+@dataclass(frozen=True, slots=True)
+class RoomEntry:
+    """Outcome of :meth:`SessionStore.create_room` / :meth:`SessionStore.join_room`: ``member``
+    is the new member's id; ``others`` are the members already in the room."""
+
+    room: str
+    name: str | None
+    member: str
+    expires_at: float
+    others: tuple[RoomMember, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RoomMembership:
+    """A connection's place in a room: its ``member`` id and the ``others`` in the room."""
+
+    room: str
+    member: str
+    others: tuple[RoomMember, ...]
 
 
 class SessionStore(Protocol):
@@ -179,11 +219,36 @@ class SessionStore(Protocol):
         ...
 
     async def join_budget_ok(self, ip: str, *, now: float) -> bool:
-        """Whether ``ip`` may still try to join (its failed-join budget is not used up)."""
+        """Whether ``ip`` may still try to join: fewer than ``Limits.ip_failed_join_budget``
+        failures were charged to it in the sliding window ``(now - ip_budget_window, now]``."""
         ...
 
     async def record_failed_join(self, ip: str, *, now: float) -> None:
-        """Charge one failed join to ``ip``'s budget."""
+        """Charge one failed join to ``ip``'s budget (at time ``now``).
+
+        The server also charges attempts refused because the budget was used up, so an address
+        that keeps guessing stays locked out. An implementation may keep only the newest
+        ``ip_failed_join_budget`` timestamps per address.
+        """
+        ...
+
+    async def global_join_budget_ok(self, *, now: float) -> bool:
+        """Whether joins by code are still allowed service-wide: fewer than
+        ``Limits.global_failed_join_budget`` failures were charged with
+        :meth:`record_global_failed_join` in the sliding window
+        ``(now - global_budget_window, now]``.
+
+        For the guessing bound in docs/signaling.md to hold across instances, the check and the
+        charge of one attempt should be atomic (e.g. one Lua script); otherwise the bound loosens
+        by the number of joins in flight at once.
+        """
+        ...
+
+    async def record_global_failed_join(self, *, now: float) -> None:
+        """Charge one failed join by code to the service-wide budget (at time ``now``).
+
+        The server charges only attempts that its per-address budget admitted.
+        """
         ...
 
     async def record_code_failure(self, code: str, *, now: float) -> bool:
@@ -195,4 +260,45 @@ class SessionStore(Protocol):
 
     async def statistics(self, *, now: float) -> StoreStatistics:
         """Current counts (expired codes are not counted)."""
+        ...
+
+    # --- rooms (added with rooms; all ids minted by the store with ``secrets``) ---------------
+
+    async def create_room(
+        self, conn: ConnectionId, password_hash: bytes, *, name: str | None, now: float
+    ) -> RoomEntry:
+        """Create a room that lives until ``now + Limits.room_ttl`` with ``conn`` as its only
+        member. The room id is random (never derived from the password); ``password_hash`` is an
+        argon2id string the server made and is kept as is.
+
+        Raises:
+            RoomsExhausted: ``Limits.max_rooms`` live rooms exist (nothing changes).
+        """
+        ...
+
+    async def room_password_hash(self, room: str, *, now: float) -> bytes | None:
+        """The password hash of the live ``room``; None if unknown or expired."""
+        ...
+
+    async def join_room(self, room: str, conn: ConnectionId, *, now: float) -> RoomEntry | None:
+        """Add ``conn`` to the live ``room`` with a fresh member id. None (nothing changes) if
+        the room is unknown or expired, full (``Limits.max_room_members``), or ``conn`` is
+        already a member. The caller has checked the password."""
+        ...
+
+    async def room_membership(
+        self, room: str, conn: ConnectionId, *, now: float
+    ) -> RoomMembership | None:
+        """``conn``'s membership of the live ``room``; None if it is not a member or the room is
+        unknown or expired (an expired room is destroyed)."""
+        ...
+
+    async def leave_room(self, room: str, conn: ConnectionId) -> RoomMembership | None:
+        """Remove ``conn`` from ``room`` (destroying the room when it was the last member) and
+        return what it was, with the members left behind; None if it was not a member."""
+        ...
+
+    async def drop_room_memberships(self, conn: ConnectionId) -> list[RoomMembership]:
+        """Remove ``conn`` from every room (as :meth:`leave_room`); the server calls it when a
+        socket closes, before :meth:`drop_connection`. Idempotent."""
         ...

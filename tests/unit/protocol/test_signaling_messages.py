@@ -32,7 +32,23 @@ from daemon.protocol.signaling import (
     Relay,
     Unhost,
     Unhosted,
+    Hello,
+    MemberJoined,
+    MemberLeft,
+    Resume,
+    Resumed,
+    Welcome,
+    is_resume_token,
+    RoomCreate,
+    RoomCreated,
+    RoomJoin,
+    RoomJoined,
+    RoomLeave,
+    RoomLeft,
+    RoomText,
+    Text,
     is_code,
+    is_room_id,
     is_share_id,
     parse_client_message,
     parse_server_message,
@@ -112,7 +128,7 @@ def test_serialize_is_compact_and_omits_absent_ids() -> None:
 
 def test_every_type_is_an_enum_member_and_directions_are_closed() -> None:
     assert set(CLIENT_MESSAGE_TYPES) | set(SERVER_MESSAGE_TYPES) == {t.value for t in MessageType}
-    assert set(CLIENT_MESSAGE_TYPES) & set(SERVER_MESSAGE_TYPES) == {"relay"}
+    assert set(CLIENT_MESSAGE_TYPES) & set(SERVER_MESSAGE_TYPES) == {"relay", "text"}
     assert bad('{"type":"hosted","share":"' + SHARE + '","code":null,"expires_at":null}')
     host = {"type": "host", "share": SHARE, "host_key": KEY, "code": True}
     assert bad(json.dumps(host), client=False)
@@ -349,3 +365,201 @@ client_messages = st.one_of(
 @given(client_messages)
 def test_client_messages_round_trip(message: Any) -> None:
     assert parse_client_message(serialize(message)) == message
+
+
+# --- rooms ----------------------------------------------------------------------------------
+
+ROOM = "room_ABCDEFGH-1234"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"type":"room_create","password":"pw"}', RoomCreate(password="pw")),
+        (
+            '{"type":"room_create","password":"pw","name":"kitchen","id":1}',
+            RoomCreate(password="pw", name="kitchen", id=1),
+        ),
+        (
+            '{"type":"room_join","room":"' + ROOM + '","password":"p","id":"a"}',
+            RoomJoin(room=ROOM, password="p", id="a"),
+        ),
+        ('{"type":"room_join","room":"nope","password":"p"}', RoomJoin(room="nope", password="p")),
+        ('{"type":"room_leave","room":"' + ROOM + '"}', RoomLeave(room=ROOM)),
+        ('{"type":"text","room":"' + ROOM + '","text":""}', Text(room=ROOM, text="")),
+        ('{"type":"text","room":"' + ROOM + '","text":"h\u00e9"}', Text(room=ROOM, text="hé")),
+    ],
+)
+def test_room_client_messages_parse_and_round_trip(text: str, expected: Any) -> None:
+    assert parse_client_message(text) == expected
+    assert parse_client_message(serialize(expected)) == expected
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        RoomCreated(room=ROOM, member="m1", expires_at=1.5, name="kitchen", id=1),
+        RoomCreated(room=ROOM, member="m1", expires_at=2),
+        RoomJoined(room=ROOM, member="m2", members=["m1", "m3"], expires_at=3.0, id="x"),
+        RoomJoined(room=ROOM, member="m2", members=[], expires_at=3.0, name="n"),
+        RoomLeft(room=ROOM, id=4),
+        RoomLeft(room=ROOM),
+        MemberJoined(room=ROOM, member="m9"),
+        MemberLeft(room=ROOM, member="m9"),
+        RoomText(room=ROOM, member="m1", text="hello"),
+    ],
+)
+def test_room_server_messages_round_trip(message: Any) -> None:
+    assert parse_server_message(serialize(message)) == message
+
+
+def test_text_direction_decides_the_class() -> None:
+    frame = '{"type":"text","room":"' + ROOM + '","member":"m1","text":"hi"}'
+    assert parse_server_message(frame) == RoomText(room=ROOM, member="m1", text="hi")
+    assert bad(frame).code == "bad_message"  # a client may not claim a member id
+    assert bad('{"type":"text","room":"' + ROOM + '","text":"hi"}', client=False)
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"type": "room_create"},
+        {"type": "room_create", "password": ""},
+        {"type": "room_create", "password": None},
+        {"type": "room_create", "password": 123},
+        {"type": "room_create", "password": "p" * 257},
+        {"type": "room_create", "password": "\ud800"},
+        {"type": "room_create", "password": "p", "name": ""},
+        {"type": "room_create", "password": "p", "name": None},
+        {"type": "room_create", "password": "p", "name": "n" * 65},
+        {"type": "room_create", "password": "p", "room": ROOM},
+        {"type": "room_join", "room": ROOM},
+        {"type": "room_join", "room": 5, "password": "p"},
+        {"type": "room_join", "room": "r" * 129, "password": "p"},
+        {"type": "room_join", "room": ROOM, "password": ["p"]},
+        {"type": "room_leave", "room": "short"},
+        {"type": "room_leave", "room": "bad room id here!"},
+        {"type": "room_leave"},
+        {"type": "text", "room": ROOM},
+        {"type": "text", "room": ROOM, "text": "x" * 4097},
+        {"type": "text", "room": ROOM, "text": True},
+        {"type": "text", "room": ROOM, "text": "x", "member": "m1"},
+        {"type": "room_created", "room": ROOM, "member": "m", "expires_at": 1},
+    ],
+)
+def test_room_schema_violations_are_rejected(obj: dict[str, Any]) -> None:
+    text = json.dumps(obj)
+    assert bad(text).code == "bad_message"
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"type": "room_created", "room": ROOM, "member": "m", "expires_at": True},
+        {"type": "room_created", "room": ROOM, "member": "m", "expires_at": None},
+        {"type": "room_created", "room": ROOM, "member": "", "expires_at": 1},
+        {"type": "room_created", "room": "x", "member": "m", "expires_at": 1},
+        {"type": "room_joined", "room": ROOM, "member": "m", "members": "m1", "expires_at": 1},
+        {"type": "room_joined", "room": ROOM, "member": "m", "members": [1], "expires_at": 1},
+        {"type": "room_joined", "room": ROOM, "member": "m", "members": ["a b"], "expires_at": 1},
+        {
+            "type": "room_joined",
+            "room": ROOM,
+            "member": "m",
+            "members": ["m"] * 257,
+            "expires_at": 1,
+        },
+        {"type": "member_joined", "room": ROOM},
+        {"type": "member_left", "room": ROOM, "member": "m", "id": 1},
+        {"type": "text", "room": ROOM, "member": "m", "text": "x" * 4097},
+        {"type": "room_left", "room": ROOM, "id": None},
+    ],
+)
+def test_room_server_schema_violations_are_rejected(obj: dict[str, Any]) -> None:
+    assert bad(json.dumps(obj), client=False).code == "bad_message"
+
+
+def test_room_predicates_and_local_errors() -> None:
+    assert is_room_id(ROOM) and not is_room_id("short") and not is_room_id(ROOM + "!")
+    assert not is_room_id(None)
+    with pytest.raises(LocalProtocolError):
+        RoomJoined(room=ROOM, member="m", members=("m1",), expires_at=1)  # type: ignore[arg-type]
+    with pytest.raises(LocalProtocolError):
+        RoomCreated(room=ROOM, member="m", expires_at=float("nan"))
+
+
+# --- resume ---------------------------------------------------------------------------------
+
+TOKEN = "T" * 43
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"type":"hello"}', Hello()),
+        ('{"type":"hello","id":3}', Hello(id=3)),
+        ('{"type":"resume","token":"' + TOKEN + '","id":"r"}', Resume(token=TOKEN, id="r")),
+        ('{"type":"resume","token":""}', Resume(token="")),  # format is the server's business
+    ],
+)
+def test_resume_client_messages_parse(text: str, expected: Any) -> None:
+    assert parse_client_message(text) == expected
+    assert parse_client_message(serialize(expected)) == expected
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        Welcome(token=TOKEN, grace=30, id=1),
+        Welcome(token=TOKEN, grace=0.5),
+        Resumed(token=TOKEN, id="x"),
+        Resumed(token="a-_" * 20),
+    ],
+)
+def test_resume_server_messages_round_trip(message: Any) -> None:
+    assert parse_server_message(serialize(message)) == message
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"type": "hello", "token": TOKEN},
+        {"type": "hello", "id": None},
+        {"type": "resume"},
+        {"type": "resume", "token": None},
+        {"type": "resume", "token": 123},
+        {"type": "resume", "token": "t" * 129},
+        {"type": "resume", "token": "\ud800"},
+        {"type": "resume", "token": TOKEN, "share": SHARE},
+        {"type": "welcome", "token": TOKEN, "grace": 30},
+    ],
+)
+def test_resume_client_schema_violations(obj: dict[str, Any]) -> None:
+    assert bad(json.dumps(obj)).code == "bad_message"
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"type": "welcome", "token": TOKEN},
+        {"type": "welcome", "token": TOKEN, "grace": 0},
+        {"type": "welcome", "token": TOKEN, "grace": -1},
+        {"type": "welcome", "token": TOKEN, "grace": True},
+        {"type": "welcome", "token": TOKEN, "grace": "30"},
+        {"type": "welcome", "token": "short", "grace": 30},
+        {"type": "welcome", "token": TOKEN + "!", "grace": 30},
+        {"type": "resumed", "token": "t" * 65},
+        {"type": "resumed"},
+        {"type": "hello"},
+    ],
+)
+def test_resume_server_schema_violations(obj: dict[str, Any]) -> None:
+    assert bad(json.dumps(obj), client=False).code == "bad_message"
+    assert bad('{"type":"welcome","token":"' + TOKEN + '","grace":1e999}', client=False)
+
+
+def test_resume_token_predicate() -> None:
+    assert is_resume_token(TOKEN) and not is_resume_token("t" * 31)
+    assert not is_resume_token("t" * 65) and not is_resume_token(None)
+    with pytest.raises(LocalProtocolError):
+        Welcome(token=TOKEN, grace=float("inf"))

@@ -58,7 +58,9 @@ async def signaling(
 ) -> ServerHandle:
     options = {"heartbeat_interval": 30.0, "join_timeout": 60.0, "close_timeout": 1.0}
     options.update(server_options)
-    server = SignalingServer(MemorySessionStore(limits=limits), clock=clock, **options)
+    server = SignalingServer(
+        MemorySessionStore(limits=limits), limits=limits, clock=clock, **options
+    )
     port = await nursery.start(server.serve, "127.0.0.1", 0)
     return ServerHandle(server, port, clock)
 
@@ -91,15 +93,28 @@ class RawClient:
 
 
 @asynccontextmanager
-async def raw_client(url: str) -> AsyncIterator[RawClient]:
+async def raw_client(
+    url: str,
+    *,
+    local_address: str | None = None,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> AsyncIterator[RawClient]:
     """A raw client owning its TCP stream: trio-websocket's client leaves the stream open when
-    the server closes first (which many tests provoke)."""
+    the server closes first (which many tests provoke). ``local_address`` binds the client
+    socket (any 127.x.y.z works on Linux loopback), so tests can play several client addresses.
+    """
     parts = urllib.parse.urlsplit(url)
     assert parts.hostname is not None and parts.port is not None
     resource = parts.path + (f"?{parts.query}" if parts.query else "")
-    stream = await trio.open_tcp_stream(parts.hostname, parts.port)
+    stream = await trio.open_tcp_stream(parts.hostname, parts.port, local_address=local_address)
     async with stream, trio.open_nursery() as nursery:
-        ws = await wrap_client_stream(nursery, stream, f"{parts.hostname}:{parts.port}", resource)
+        ws = await wrap_client_stream(
+            nursery,
+            stream,
+            f"{parts.hostname}:{parts.port}",
+            resource,
+            extra_headers=headers,
+        )
         try:
             yield RawClient(ws)
         finally:
@@ -110,8 +125,9 @@ async def raw_client(url: str) -> AsyncIterator[RawClient]:
 
 @pytest.fixture
 def connect(signaling: ServerHandle):
-    """``async with connect() as client:`` a raw client of the test server."""
-    return lambda: raw_client(signaling.url)
+    """``async with connect(local_address=..., headers=...) as client:`` a raw client of the
+    test server."""
+    return lambda **options: raw_client(signaling.url, **options)
 
 
 @pytest.fixture

@@ -233,3 +233,100 @@ async def test_a_join_nobody_waits_for_any_more_is_left(signaling: Any) -> None:
             await ours.receive()
         assert (await signaling.server.statistics()).sessions == 0
         await receiver.ping()
+
+
+class KillableProxy:
+    """A TCP relay to the signaling server whose connections the test can cut at once."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self._scopes: list[trio.CancelScope] = []
+        self.refusing = False
+        """While True, new connections are cut at once (the server looks unreachable)."""
+
+    async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        self.port = listeners[0].socket.getsockname()[1]
+        task_status.started()
+        await trio.serve_listeners(self._handle, listeners)
+
+    async def _handle(self, client: trio.SocketStream) -> None:
+        if self.refusing:
+            await client.aclose()
+            return
+        try:
+            server = await trio.open_tcp_stream("127.0.0.1", self.target_port)
+        except OSError:
+            await client.aclose()
+            return
+        async with client, server:
+            with trio.CancelScope() as scope:
+                self._scopes.append(scope)
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._pipe, client, server, scope)
+                    nursery.start_soon(self._pipe, server, client, scope)
+
+    @staticmethod
+    async def _pipe(
+        source: trio.SocketStream, sink: trio.SocketStream, scope: trio.CancelScope
+    ) -> None:
+        """Copy until either side ends, then end both directions (an abrupt cut)."""
+        try:
+            async for chunk in source:
+                await sink.send_all(chunk)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        scope.cancel()
+
+    def kill(self) -> None:
+        for scope in self._scopes:
+            scope.cancel()
+        self._scopes.clear()
+
+
+async def test_client_resumes_after_its_tcp_connection_is_killed(
+    signaling: Any, nursery: trio.Nursery
+) -> None:
+    proxy = KillableProxy(signaling.port)
+    await nursery.start(proxy.serve)
+    via_proxy = f"ws://127.0.0.1:{proxy.port}/signal/v1"
+    sender_context = open_signaling(via_proxy, resume=True, connect_timeout=0.5)
+    async with sender_context as sender, open_signaling(signaling.url) as receiver:
+        hosted = await sender.host(SHARE, KEY, code=True)
+        assert hosted.code is not None
+        theirs = await receiver.join(code=hosted.code)
+        ours = await next_incoming(sender)
+        await ours.send({"n": 1})
+        assert await theirs.receive() == {"n": 1}
+
+        proxy.refusing = True
+        proxy.kill()  # both TCP connections of the relay die, no closing handshake
+        with trio.fail_after(5):  # both notice: the server parks the sender's state
+            while sender.online or (await signaling.server.statistics()).connections != 1:
+                await trio.sleep(0.01)
+        await theirs.send({"n": 2})  # queued by the server for the lost socket
+        with trio.fail_after(5):
+            send_done = trio.Event()
+
+            async def send_while_offline() -> None:
+                await ours.send({"n": 3})  # waits for the resume, then goes through
+                send_done.set()
+
+            nursery.start_soon(send_while_offline)
+            await trio.sleep(0.2)
+            assert not send_done.is_set() and sender.resumes == 0
+            proxy.refusing = False  # reachable again: the backoff loop gets through
+            await send_done.wait()
+            assert await ours.receive() == {"n": 2}
+            assert await theirs.receive() == {"n": 3}
+        assert sender.resumes == 1 and not sender.closed
+        await theirs.send({"n": 4})
+        await ours.send({"n": 5})
+        with trio.fail_after(5):
+            assert await ours.receive() == {"n": 4}
+            assert await theirs.receive() == {"n": 5}
+        await sender.ping()
+        assert sender.hosted_shares == {SHARE}
+        again = await receiver.join(share=SHARE)  # still hosted after the resume
+        assert (await next_incoming(sender)).session == again.session

@@ -7,7 +7,13 @@ import pytest
 from daemon.signaling import memory_store
 from daemon.signaling.limits import Limits
 from daemon.signaling.memory_store import MemorySessionStore
-from daemon.signaling.store import CodesExhausted, HostKeyMismatch, SessionStore, hash_host_key
+from daemon.signaling.store import (
+    CodesExhausted,
+    HostKeyMismatch,
+    RoomsExhausted,
+    SessionStore,
+    hash_host_key,
+)
 
 NOW = 1_000.0
 KEY = hash_host_key("host-key-0123456789")
@@ -122,7 +128,7 @@ async def test_delivery_is_bounded_and_overflow_is_reported_once() -> None:
     assert (await store.statistics(now=NOW)).connections == 0
 
 
-async def test_failed_join_budget_per_ip_and_window() -> None:
+async def test_failed_join_budget_per_ip_slides() -> None:
     limits = Limits(ip_failed_join_budget=2, ip_budget_window=60, max_tracked_ips=3)
     store = MemorySessionStore(limits=limits)
     assert await store.join_budget_ok("1.1.1.1", now=NOW)
@@ -131,15 +137,56 @@ async def test_failed_join_budget_per_ip_and_window() -> None:
     await store.record_failed_join("1.1.1.1", now=NOW + 1)
     assert not await store.join_budget_ok("1.1.1.1", now=NOW + 59)
     assert await store.join_budget_ok("2.2.2.2", now=NOW + 59)
-    assert await store.join_budget_ok("1.1.1.1", now=NOW + 60)
-    await store.record_failed_join("1.1.1.1", now=NOW + 60)  # new window
-    assert await store.join_budget_ok("1.1.1.1", now=NOW + 60)
+    assert await store.join_budget_ok("1.1.1.1", now=NOW + 60)  # NOW slid out, NOW+1 remains
+    await store.record_failed_join("1.1.1.1", now=NOW + 60)
+    assert not await store.join_budget_ok("1.1.1.1", now=NOW + 60.5)  # NOW+1 and NOW+60
+    assert await store.join_budget_ok("1.1.1.1", now=NOW + 61)
+    # charging while locked out extends the lockout: now NOW+60 and NOW+61 must slide out
+    await store.record_failed_join("1.1.1.1", now=NOW + 61)
+    assert not await store.join_budget_ok("1.1.1.1", now=NOW + 119.9)
+    assert await store.join_budget_ok("1.1.1.1", now=NOW + 120)
 
     for ip in ("2.2.2.2", "3.3.3.3", "4.4.4.4"):  # table bounded: the oldest is forgotten
-        await store.record_failed_join(ip, now=NOW + 61)
-        await store.record_failed_join(ip, now=NOW + 61)
-    assert await store.join_budget_ok("1.1.1.1", now=NOW + 61)
+        await store.record_failed_join(ip, now=NOW + 62)
+        await store.record_failed_join(ip, now=NOW + 62)
+    assert await store.join_budget_ok("1.1.1.1", now=NOW + 62)
     assert len(store._budgets) == 3
+    assert all(len(times) <= 2 for times in store._budgets.values())  # bounded per address
+
+
+async def test_global_failed_join_budget_slides() -> None:
+    store = MemorySessionStore(limits=Limits(global_failed_join_budget=3, global_budget_window=10))
+    for offset in (0, 1, 2):
+        assert await store.global_join_budget_ok(now=NOW + offset)
+        await store.record_global_failed_join(now=NOW + offset)
+    assert not await store.global_join_budget_ok(now=NOW + 9.9)
+    assert await store.global_join_budget_ok(now=NOW + 10)
+    await store.record_global_failed_join(now=NOW + 10)
+    assert not await store.global_join_budget_ok(now=NOW + 10.5)
+    assert await store.global_join_budget_ok(now=NOW + 11)
+    assert len(store._global_failures) == 3
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"code_ttl": 0},
+        {"global_budget_window": -1},
+        {"global_failed_join_budget": 0},
+        {"max_connections": 0},
+        {"max_connections_per_ip": 0},
+        {"allowed_origins": {"https://a.example"}},
+        {"allowed_origins": frozenset({1})},
+    ],
+)
+def test_limits_reject_nonsense(bad: dict) -> None:
+    with pytest.raises(ValueError):
+        Limits(**bad)
+
+
+def test_allowed_origins_are_lowercased() -> None:
+    limits = Limits(allowed_origins=frozenset({"HTTPS://Doorstep.Local"}))
+    assert limits.allowed_origins == frozenset({"https://doorstep.local"})
 
 
 async def test_code_attempt_cap_revokes_the_code() -> None:
@@ -163,3 +210,50 @@ async def test_many_shares_get_distinct_live_codes() -> None:
         codes.add(result.code)
     assert len(codes) == 500
     assert all(code is not None and len(code) == 6 and code.isdigit() for code in codes)
+
+
+async def test_rooms_lifecycle() -> None:
+    store = MemorySessionStore(limits=Limits(room_ttl=100, max_rooms=2, max_room_members=3))
+    entry = await store.create_room("a", b"$argon2id$h", name="n", now=NOW)
+    room = entry.room
+    assert (entry.name, entry.expires_at, entry.others) == ("n", NOW + 100, ())
+    assert await store.room_password_hash(room, now=NOW) == b"$argon2id$h"
+    assert await store.room_password_hash("nope" * 5, now=NOW) is None
+
+    joined_b = await store.join_room(room, "b", now=NOW)
+    assert joined_b is not None
+    assert [m.conn for m in joined_b.others] == ["a"]
+    assert joined_b.others[0].member == entry.member and joined_b.member != entry.member
+    assert await store.join_room(room, "b", now=NOW) is None  # already a member
+    joined_c = await store.join_room(room, "c", now=NOW)
+    assert joined_c is not None and {m.conn for m in joined_c.others} == {"a", "b"}
+    assert await store.join_room(room, "d", now=NOW) is None  # full
+
+    membership = await store.room_membership(room, "b", now=NOW)
+    assert membership is not None and membership.member == joined_b.member
+    assert {m.conn for m in membership.others} == {"a", "c"}
+    assert await store.room_membership(room, "d", now=NOW) is None
+
+    left = await store.leave_room(room, "c")
+    assert left is not None and {m.conn for m in left.others} == {"a", "b"}
+    assert await store.leave_room(room, "c") is None
+    dropped = await store.drop_room_memberships("a")
+    assert [(d.room, d.member) for d in dropped] == [(room, entry.member)]
+    assert await store.drop_room_memberships("a") == []
+    await store.drop_connection("b")  # the last member: the room is destroyed
+    assert store.room_count(now=NOW) == 0
+    assert await store.join_room(room, "e", now=NOW) is None
+
+
+async def test_rooms_expire_and_are_capped() -> None:
+    store = MemorySessionStore(limits=Limits(room_ttl=100, max_rooms=2))
+    first = await store.create_room("a", b"h", name=None, now=NOW)
+    await store.create_room("b", b"h", name=None, now=NOW + 50)
+    with pytest.raises(RoomsExhausted):
+        await store.create_room("c", b"h", name=None, now=NOW + 99)
+    assert await store.room_membership(first.room, "a", now=NOW + 100) is None  # expired
+    assert await store.join_room(first.room, "c", now=NOW + 100) is None
+    third = await store.create_room("c", b"h", name=None, now=NOW + 100)  # a slot is free
+    assert third.room != first.room
+    assert store.room_count(now=NOW + 150) == 1
+    assert await store.drop_room_memberships("a") == []
