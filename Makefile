@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 # Debian packages the test suite drives for real.
-TEST_DEBS := curl iproute2 procps
+TEST_DEBS := curl iproute2 procps redis-server
 
 .PHONY: run test venv bench clean
 

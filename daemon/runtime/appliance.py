@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
 import re
@@ -101,7 +100,8 @@ class Appliance:
         return None
 
     def attach_signaling(self, statistics: Callable[[], Awaitable[Any]]) -> None:
-        """Include the local signaling server's statistics (a dataclass) in :meth:`stats`."""
+        """Include the local signaling server's statistics (anything with ``report() -> dict``)
+        in :meth:`stats`."""
         self._signaling_statistics = statistics
 
     def set_http_url(self, http_url: str) -> None:
@@ -176,7 +176,7 @@ class Appliance:
             "shares": {"open": len(self._db.list_shares())},
         }
         if self._signaling_statistics is not None:
-            out["signaling"] = dataclasses.asdict(await self._signaling_statistics())
+            out["signaling"] = (await self._signaling_statistics()).report()
         return out
 
     def shares(self) -> list[ShareCreated]:

@@ -62,6 +62,8 @@ KEYS: dict[str, tuple[str, Any]] = {
     "http.public_url": ("", str),
     "signal.listen": ("127.0.0.1:8081", Listen.parse),
     "signal.public_url": ("", str),
+    "signal.store": ("memory", lambda v: _parse_store(v)),
+    "signal.allowed_origins": ("", lambda v: _parse_origins(v)),
     "stun.listen": ("127.0.0.1:3478", Listen.parse),
     "turn.enabled": ("false", lambda v: _parse_bool(v)),
     "inbox.dir": ("", str),
@@ -80,6 +82,28 @@ def _parse_bool(value: str) -> bool:
     raise ValueError(f"{value!r} is not a boolean")
 
 
+def _parse_store(value: str) -> str:
+    """``memory`` (one instance) or the URL of a Redis shared by several instances."""
+    text = value.strip()
+    if text == "memory":
+        return text
+    scheme, sep, rest = text.partition("://")
+    if sep and scheme in ("redis", "rediss", "unix") and rest:
+        return text
+    raise ValueError(f"{value!r} is neither 'memory' nor a redis://, rediss:// or unix:// URL")
+
+
+def _parse_origins(value: str) -> frozenset[str]:
+    """Comma list of browser origins, ``scheme://host[:port]`` each."""
+    origins = set()
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        scheme, sep, rest = item.partition("://")
+        if scheme not in ("http", "https") or not sep or not rest or "/" in rest:
+            raise ValueError(f"{item!r} is not an origin like https://host[:port]")
+        origins.add(item.lower())
+    return frozenset(origins)
+
+
 def _parse_positive(value: str) -> float:
     number = float(value)
     if not number > 0:
@@ -94,6 +118,10 @@ class Config:
     http_public_url: str
     signal_listen: Listen
     signal_public_url: str
+    signal_store: str
+    """``memory``, or the URL of the Redis that several daemons share signaling state through."""
+    signal_allowed_origins: frozenset[str]
+    """Browser origins allowed to open signaling sockets besides the control API's own."""
     stun_listen: Listen
     turn_enabled: bool
     inbox_dir: Path

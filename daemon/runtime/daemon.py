@@ -11,6 +11,8 @@ import json
 import logging
 import os
 import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from importlib.metadata import version as package_version
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from hypercorn.trio import serve as hypercorn_serve
 
 from control_api.app import create_app
 from daemon.ice import IceConfig
-from daemon.signaling import MemorySessionStore, serve_signaling
+from daemon.signaling import Limits, MemorySessionStore, SessionStore, SignalingServer
 from daemon.state import StateDB
 from daemon.storage import Inbox, ShareSpool, write_secret_file
 
@@ -49,6 +51,33 @@ async def _serve_http(app, config: Config, *, task_status) -> None:
     await hypercorn_serve(app, hc, task_status=task_status)
 
 
+@asynccontextmanager
+async def _session_store(config: Config, limits: Limits) -> AsyncIterator[SessionStore]:
+    """The signaling store named by ``signal.store``: in memory, or shared through Redis.
+
+    It is entered before the root nursery and left after it, so sockets still clean up their
+    shared state while the services shut down.
+    """
+    if config.signal_store == "memory":
+        yield MemorySessionStore(limits=limits)
+        return
+    from daemon.signaling.redis_store import RedisSessionStore  # coredis only when configured
+
+    async with RedisSessionStore.open(config.signal_store, limits=limits) as store:
+        log.info("signaling state shared through redis")
+        yield store
+
+
+def _signaling_limits(config: Config) -> Limits:
+    """Default limits; browsers may connect from the configured origins and the web UI's own."""
+    own = f"http://{config.http_listen.connect_host}:{config.http_listen.port}"
+    origins = {*config.signal_allowed_origins, own.lower()}
+    if config.http_public_url:
+        scheme, _, rest = config.http_public_url.partition("://")
+        origins.add(f"{scheme}://{rest.split('/', 1)[0]}".lower())
+    return Limits(allowed_origins=frozenset(origins))
+
+
 def _port_of(bind: str) -> int:
     return int(bind.rsplit(":", 1)[1])
 
@@ -62,16 +91,19 @@ async def run_daemon(config: Config) -> None:
     inbox = Inbox(config.inbox_dir)
     spool = ShareSpool(config.state_dir / "shares")
     try:
-        async with trio.open_nursery() as nursery:
+        limits = _signaling_limits(config)
+        async with _session_store(config, limits) as store, trio.open_nursery() as nursery:
             nursery.start_soon(_stop_on_signals, nursery.cancel_scope)
+            signaling = SignalingServer(store, limits=limits)
             signal_port = await nursery.start(
-                serve_signaling, MemorySessionStore(), config.signal_listen.host, config.signal_listen.port
+                signaling.serve, config.signal_listen.host, config.signal_listen.port
             )
             http_url = config.http_public_url or f"http://{config.http_listen.connect_host}:{config.http_listen.port}"
             appliance = Appliance(
                 db=db, inbox=inbox, spool=spool, ice=ice, signal_url=config.signal_url_for(signal_port),
                 http_url=http_url, share_ttl=config.share_ttl, version=package_version("doorstep"),
             )
+            appliance.attach_signaling(signaling.statistics)
             await nursery.start(appliance.run)
             binds = await nursery.start(_serve_http, create_app(appliance, api_token=token), config)
             http_port = _port_of(binds[0])

@@ -60,7 +60,7 @@ async def fetch(
     attempt = join_failures = 0
     while True:
         try:
-            async with open_signaling(job.signal_url) as signal:
+            async with open_signaling(job.signal_url, resume=True) as signal:
                 session = await (signal.join(share=share_id) if share_id else signal.join(code=code))
                 share_id, code = session.share, None
                 journal.set_share_id(job.transfer_id, share_id)

@@ -51,7 +51,7 @@ class ShareHost:
         attempt = 0
         while True:
             try:
-                async with open_signaling(self.signal_url) as client, trio.open_nursery() as sessions:
+                async with open_signaling(self.signal_url, resume=True) as client, trio.open_nursery() as sessions:
                     for share in self._db.list_shares():
                         await client.host(share.share_id, share.host_key, code=False)
                     self._client = client

@@ -132,7 +132,7 @@ async def _send(signal_url: str, files: tuple[FileRecord, ...], sources: LocalSo
     share_id = secrets.token_urlsafe(16)
     total = sum(f.size for f in files)
     try:
-        async with open_signaling(signal_url) as client:
+        async with open_signaling(signal_url, resume=True) as client:
             hosted = await client.host(share_id, secrets.token_urlsafe(24), code=True)
             print(f"code: {hosted.code}  (valid until {time.strftime('%H:%M:%S', time.localtime(hosted.expires_at))})")
             if sys.stdout.isatty():

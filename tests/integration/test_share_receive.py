@@ -68,10 +68,17 @@ def test_curl_share_64mib_received_by_cli(daemon: Daemon, tmp_path: Path) -> Non
     stats = daemon.api("GET", "/api/v1/stats").json()
     assert stats["transfers"]["count"]["state"]["done"] == 1
     assert stats["transfers"]["bytes_moved_total"] >= 64 * MiB
+    signaling = stats["signaling"]
+    assert signaling["joins_total"]["result"] == {"ok": 1, "failed": 1}
+    assert signaling["connections"] == 1, "only the daemon's own hosting socket stays open"
+    assert signaling["shares"] == 0 and signaling["codes"] == 0 and signaling["rooms"] == 0
+    assert signaling["connections_opened_total"] == 3 and signaling["connections_refused_total"] == 0
     metrics = daemon.api("GET", "/metrics")
     assert metrics.headers["content-type"].startswith("text/plain")
     assert 'doorstep_transfers_count{state="done"} 1\n' in metrics.text
     assert "# TYPE doorstep_transfers_bytes_moved_total counter" in metrics.text
+    assert 'doorstep_signaling_joins_total{result="failed"} 1\n' in metrics.text
+    assert 'doorstep_signaling_limit_hits_total{limit="ip_budget"} 0\n' in metrics.text
 
 
 def test_multipart_folder_tree_received_by_cli(daemon: Daemon, tmp_path: Path) -> None:
