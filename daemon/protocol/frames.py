@@ -12,6 +12,12 @@ at most :data:`MAX_CONTROL_BODY` bytes.
 ``kind`` 0x02 DATA: the body is ``file: u32 (BE)``, ``offset: u64 (BE)``, then
 1..:data:`MAX_DATA_PAYLOAD` payload bytes.
 
+``kind`` 0x03 SEALED_DATA (sessions that agreed on app-layer encryption, see
+:mod:`.transfer_sealing`): the body is ``file: u32 (BE)``, ``offset: u64 (BE)``, then the
+sealed bytes: on the first frame of a stream the 24-byte stream header, then one secretstream
+chunk (plaintext + 17 bytes). The decoder only checks there are at least 17 sealed bytes; the
+receiving machine splits off the header and opens the chunk.
+
 :class:`FrameDecoder` accepts the byte stream cut anywhere (a TCP stream) as well as one
 whole frame per call (one WebRTC data-channel message is exactly one frame). The EOF
 convention is h11's: ``receive_data(b"")`` means the transport closed.
@@ -36,17 +42,24 @@ __all__ = [
     "FRAME_HEADER_SIZE",
     "DATA_HEADER_SIZE",
     "DATA_FRAME_OVERHEAD",
+    "SEAL_HEADER_SIZE",
+    "SEAL_TAG_SIZE",
+    "SEALED_FRAME_OVERHEAD",
+    "MAX_SEALED_PAYLOAD",
     "MAX_CONTROL_BODY",
     "MAX_DATA_PAYLOAD",
     "MAX_FRAME_LENGTH",
     "FrameKind",
     "ControlFrame",
     "DataFrame",
+    "SealedDataFrame",
     "Frame",
     "FrameDecoder",
     "encode_control_frame",
     "encode_data_frame",
+    "encode_sealed_data_frame",
     "data_payload_limit",
+    "sealed_payload_limit",
 ]
 
 LENGTH_PREFIX_SIZE = 4
@@ -70,6 +83,20 @@ MAX_DATA_PAYLOAD = 1 << 20
 MAX_FRAME_LENGTH = 1 + DATA_HEADER_SIZE + MAX_DATA_PAYLOAD
 """Largest acceptable value of ``N`` for any kind."""
 
+SEAL_HEADER_SIZE = 24
+"""Secretstream header that starts each sealed stream (libsodium ``HEADERBYTES``)."""
+
+SEAL_TAG_SIZE = 17
+"""Bytes a secretstream chunk adds to its plaintext (libsodium ``ABYTES``)."""
+
+SEALED_FRAME_OVERHEAD = DATA_FRAME_OVERHEAD + SEAL_TAG_SIZE
+"""Bytes a SEALED_DATA frame adds to its plaintext (34); the first frame of a stream adds
+:data:`SEAL_HEADER_SIZE` more (58)."""
+
+MAX_SEALED_PAYLOAD = MAX_DATA_PAYLOAD - SEAL_HEADER_SIZE - SEAL_TAG_SIZE
+"""Largest plaintext in one SEALED_DATA frame: the frame, header included, stays within
+:data:`MAX_FRAME_LENGTH`."""
+
 _U32_MAX = (1 << 32) - 1
 _U64_MAX = (1 << 64) - 1
 _LENGTH = struct.Struct(">I")
@@ -83,6 +110,7 @@ class FrameKind(IntEnum):
 
     CONTROL = 0x01
     DATA = 0x02
+    SEALED_DATA = 0x03
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -123,7 +151,28 @@ class DataFrame:
             )
 
 
-Frame = ControlFrame | DataFrame
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SealedDataFrame:
+    """A SEALED_DATA frame for bytes of ``file`` from ``offset`` on; ``sealed`` is everything
+    after the 12-byte position (stream header if first, then the chunk), a read-only
+    ``memoryview`` like :attr:`DataFrame.payload`. Only an opener can tell the plaintext."""
+
+    file: int
+    offset: int
+    sealed: memoryview
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.file <= _U32_MAX or not 0 <= self.offset <= _U64_MAX:
+            raise LocalProtocolError("file or offset out of range", code="bad_argument")
+        if not SEAL_TAG_SIZE <= len(self.sealed) <= MAX_DATA_PAYLOAD:
+            raise LocalProtocolError(
+                f"sealed body of {len(self.sealed)} bytes is outside "
+                f"{SEAL_TAG_SIZE}..{MAX_DATA_PAYLOAD}",
+                code="bad_argument",
+            )
+
+
+Frame = ControlFrame | DataFrame | SealedDataFrame
 
 
 def encode_control_frame(body: bytes) -> bytes:
@@ -139,6 +188,41 @@ def encode_data_frame(file: int, offset: int, payload: bytes | bytearray | memor
     DataFrame(file=file, offset=offset, payload=view)
     prefix = _DATA_PREFIX.pack(1 + DATA_HEADER_SIZE + len(view), FrameKind.DATA, file, offset)
     return b"".join((prefix, view))
+
+
+def encode_sealed_data_frame(
+    file: int, offset: int, sealed: bytes | bytearray | memoryview, *, header: bytes = b""
+) -> bytes:
+    """Frame a sealed chunk, preceded by the stream ``header`` on a stream's first frame (both
+    copied once). Raises ``LocalProtocolError(code="bad_argument")`` like
+    :func:`encode_data_frame`."""
+    view = memoryview(sealed).cast("B")
+    if header and len(header) != SEAL_HEADER_SIZE:
+        raise LocalProtocolError(
+            f"a stream header is {SEAL_HEADER_SIZE} bytes", code="bad_argument"
+        )
+    size = len(header) + len(view)
+    if not SEAL_TAG_SIZE <= len(view) or size > MAX_DATA_PAYLOAD:
+        raise LocalProtocolError(
+            f"sealed body of {size} bytes is outside {SEAL_TAG_SIZE}..{MAX_DATA_PAYLOAD}",
+            code="bad_argument",
+        )
+    if not 0 <= file <= _U32_MAX or not 0 <= offset <= _U64_MAX:
+        raise LocalProtocolError("file or offset out of range", code="bad_argument")
+    prefix = _DATA_PREFIX.pack(1 + DATA_HEADER_SIZE + size, FrameKind.SEALED_DATA, file, offset)
+    return b"".join((prefix, header, view))
+
+
+def sealed_payload_limit(max_message_size: int) -> int:
+    """Largest plaintext whose SEALED_DATA frame, stream header included, fits in
+    ``max_message_size`` bytes (capped at :data:`MAX_SEALED_PAYLOAD`), e.g. ``262144 -> 262086``."""
+    limit = min(max_message_size - SEALED_FRAME_OVERHEAD - SEAL_HEADER_SIZE, MAX_SEALED_PAYLOAD)
+    if limit < 1:
+        raise LocalProtocolError(
+            f"a {max_message_size}-byte message cannot carry a SEALED_DATA frame",
+            code="bad_argument",
+        )
+    return limit
 
 
 def data_payload_limit(max_message_size: int) -> int:
@@ -166,8 +250,9 @@ class FrameDecoder:
     * A malformed stream raises ``RemoteProtocolError`` as soon as the offending header
       bytes are buffered, with ``code`` one of ``frame_empty`` (N == 0),
       ``frame_too_large``, ``frame_kind`` (unknown kind), ``frame_malformed`` (DATA body
-      without payload) or ``frame_truncated`` (EOF inside a frame). Afterwards the decoder
-      is broken and every call raises ``LocalProtocolError(code="state")``.
+      without payload, SEALED_DATA body shorter than one chunk) or ``frame_truncated`` (EOF
+      inside a frame). Afterwards the decoder is broken and every call raises
+      ``LocalProtocolError(code="state")``.
     """
 
     __slots__ = ("_chunks", "_buffered", "_eof", "_broken")
@@ -235,6 +320,8 @@ class FrameDecoder:
         if kind == FrameKind.CONTROL:
             return ControlFrame(body=bytes(body))
         file, offset = _DATA_HEADER.unpack_from(body)
+        if kind == FrameKind.SEALED_DATA:
+            return SealedDataFrame(file=file, offset=offset, sealed=body[DATA_HEADER_SIZE:])
         return DataFrame(file=file, offset=offset, payload=body[DATA_HEADER_SIZE:])
 
     def _need_more(self) -> Frame | None:
@@ -303,6 +390,12 @@ def _check_kind(kind: int, body_size: int) -> None:
         if body_size <= DATA_HEADER_SIZE:
             raise RemoteProtocolError(
                 f"DATA body of {body_size} bytes has no payload", code="frame_malformed"
+            )
+    elif kind == FrameKind.SEALED_DATA:
+        if body_size < DATA_HEADER_SIZE + SEAL_TAG_SIZE:
+            raise RemoteProtocolError(
+                f"SEALED_DATA body of {body_size} bytes holds no sealed chunk",
+                code="frame_malformed",
             )
     else:
         raise RemoteProtocolError(f"unknown frame kind 0x{kind:02x}", code="frame_kind")

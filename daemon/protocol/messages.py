@@ -44,6 +44,7 @@ __all__ = [
     "encode_message",
     "decode_message",
     "clip_text",
+    "parse_control_json",
     "is_error_code",
 ]
 
@@ -124,14 +125,22 @@ class FileEntry:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Hello:
-    """First message of both sides."""
+    """First message of both sides.
+
+    ``sealed``: this side seals DATA frames (app-layer encryption, SEALED_DATA frames); both
+    sides must say the same. Optional on the wire: written only when true, absent means false,
+    so a plaintext ``hello`` is ``{"type":"hello","version":1}``.
+    """
 
     TYPE: ClassVar[str] = "hello"
     version: int = PROTOCOL_VERSION
+    sealed: bool = False
 
     def __post_init__(self) -> None:
         if type(self.version) is not int or self.version != PROTOCOL_VERSION:
             raise _fail(f"this implementation speaks version {PROTOCOL_VERSION} only")
+        if type(self.sealed) is not bool:
+            raise _fail("sealed must be a boolean")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -251,6 +260,9 @@ _MESSAGE_TYPES: dict[str, type[Message]] = {
 _FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {
     cls: tuple(field.name for field in fields(cls)) for cls in (FileEntry, *_MESSAGE_TYPES.values())
 }
+_OPTIONAL_FIELDS: dict[type[Any], frozenset[str]] = {Hello: frozenset({"sealed"})}
+"""Fields that may be absent on the wire (they then take their default, and the encoder leaves
+them out while they hold it)."""
 
 
 def encode_message(message: Message) -> bytes:
@@ -265,13 +277,15 @@ def encode_message(message: Message) -> bytes:
         obj["files"] = [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in message.files]
     elif isinstance(message, Accept):
         obj["offsets"] = list(message.offsets)
+    elif isinstance(message, Hello) and not message.sealed:
+        del obj["sealed"]
     text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     return encode_control_frame(text.encode("utf-8"))
 
 
 def decode_message(body: bytes) -> Message:
     """Parse and validate one CONTROL body. Raises ``RemoteProtocolError``."""
-    obj = _parse_json(body)
+    obj = parse_control_json(body)
     kind = obj.get("type")
     cls = _MESSAGE_TYPES.get(kind) if type(kind) is str else None
     if cls is None:
@@ -289,7 +303,11 @@ def decode_message(body: bytes) -> Message:
         raise RemoteProtocolError(f"invalid {kind}: {exc}", code=exc.code) from exc
 
 
-def _parse_json(body: bytes) -> dict[str, Any]:
+def parse_control_json(body: bytes) -> dict[str, Any]:
+    """One CONTROL body as a JSON object: strict UTF-8 JSON, no duplicate keys, no NaN/Infinity.
+
+    Raises ``RemoteProtocolError(code="bad_json")``.
+    """
     try:
         obj = json.loads(
             body.decode("utf-8"),
@@ -320,10 +338,11 @@ def _build(cls: type[Any], obj: object, *, extra: set[str] | frozenset[str] = fr
         raise _fail(f"{cls.__name__} must be a JSON object")
     expected = set(_FIELD_NAMES[cls])
     keys = set(obj) - set(extra)
-    if keys != expected:
-        missing, unknown = sorted(expected - keys), sorted(keys - expected)
-        raise _fail(f"{cls.__name__}: missing fields {missing}, unknown fields {unknown}")
-    values = {name: obj[name] for name in expected}
+    missing = expected - keys - _OPTIONAL_FIELDS.get(cls, frozenset())
+    if missing or not keys <= expected:
+        unknown = sorted(keys - expected)
+        raise _fail(f"{cls.__name__}: missing fields {sorted(missing)}, unknown fields {unknown}")
+    values = {name: obj[name] for name in expected & keys}
     if cls is Offer:
         values["files"] = _json_list("files", values["files"], lambda item: _build(FileEntry, item))
     elif cls is Accept:

@@ -23,6 +23,9 @@ Lifecycle rules shared by both machines (see ``transfer_states`` for the tables)
 * EOF (``receive_data(b"")``) in a live state makes ``next_event`` raise
   ``RemoteProtocolError(code="unexpected_eof")`` once the complete frames before it
   have been processed.
+
+Sealed sessions (app-layer encryption of DATA frames): pass the same kind of ``sealing``
+object to both machines (see ``transfer_sealing`` for the agreement and stream rules).
 """
 
 from __future__ import annotations
@@ -34,7 +37,17 @@ from enum import Enum
 from typing import Any, ClassVar, Concatenate, ParamSpec, TypeVar, cast
 
 from daemon.protocol.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
-from daemon.protocol.frames import MAX_DATA_PAYLOAD, DataFrame, FrameDecoder, encode_data_frame
+from daemon.protocol.frames import (
+    MAX_DATA_PAYLOAD,
+    MAX_SEALED_PAYLOAD,
+    SEAL_HEADER_SIZE,
+    SEAL_TAG_SIZE,
+    DataFrame,
+    FrameDecoder,
+    SealedDataFrame,
+    encode_data_frame,
+    encode_sealed_data_frame,
+)
 from daemon.protocol.messages import (
     Accept,
     Ack,
@@ -68,6 +81,13 @@ from daemon.protocol.transfer_events import (
     SenderEvent,
     SenderStatistics,
     TransferDone,
+)
+from daemon.protocol.transfer_sealing import (
+    BAD_SEAL,
+    SEALING_MISMATCH,
+    Sealing,
+    StreamOpener,
+    StreamSealer,
 )
 from daemon.protocol.transfer_states import (
     RECEIVER_TERMINAL,
@@ -149,10 +169,16 @@ class _Machine:
     _INITIAL: ClassVar[Enum]
     _ERROR: ClassVar[Enum]
 
-    def __init__(self) -> None:
+    def __init__(self, sealing: Sealing | None) -> None:
         self._state: Any = self._INITIAL
         self._decoder = FrameDecoder()
         self._events: deque[Any] = deque()
+        self._sealing = sealing
+
+    @property
+    def sealed(self) -> bool:
+        """This machine seals (sender) or requires sealed (receiver) DATA frames."""
+        return self._sealing is not None
 
     def _target(self, trigger: Trigger) -> Any:
         """The state ``trigger`` leads to; raises if the table does not allow it."""
@@ -210,6 +236,9 @@ class _Machine:
             if isinstance(frame, DataFrame):
                 target = self._target(Trigger.RECV_DATA)
                 self._on_data(frame)
+            elif isinstance(frame, SealedDataFrame):
+                target = self._target(Trigger.RECV_DATA)
+                self._on_sealed_data(frame)
             else:
                 message = decode_message(frame.body)
                 target = self._target(_RECV_TRIGGERS[type(message)])
@@ -220,8 +249,17 @@ class _Machine:
     def _on_data(self, frame: DataFrame) -> None:
         raise AssertionError("no table allows DATA here")  # pragma: no cover
 
+    def _on_sealed_data(self, frame: SealedDataFrame) -> None:
+        raise AssertionError("no table allows DATA here")  # pragma: no cover
+
+    def _hello(self) -> bytes:
+        return encode_message(Hello(sealed=self.sealed))
+
     def _on_hello(self, message: Hello) -> None:
-        pass
+        if message.sealed != self.sealed:
+            theirs = "seals" if message.sealed else "does not seal"
+            ours = "we do" if self.sealed else "we do not"
+            raise _remote(SEALING_MISMATCH, f"the peer {theirs} DATA frames and {ours}")
 
     def _on_cancel(self, message: Cancel) -> None:
         self._events.append(Cancelled(reason=message.reason))
@@ -263,6 +301,11 @@ class TransferSender(_Machine):
     ``send_chunk(...)`` until it returns ``None`` (window full or all sent), and try
     again after each ``Acked``. Finished on ``TransferDone`` (``DONE``), ``Rejected``,
     ``Cancelled`` or ``PeerFailed``.
+
+    ``sealing``: seal the file bytes (SEALED_DATA frames; the receiver must be sealed too).
+    ``next_chunk`` then takes at most :data:`MAX_SEALED_PAYLOAD`, and asks for one empty
+    chunk (``length == 0``) for each empty file: pass ``b""`` to ``send_chunk``, which seals
+    the empty FINAL chunk that tells the receiver the file is complete.
     """
 
     _TABLE = SENDER_TRANSITIONS
@@ -270,8 +313,10 @@ class TransferSender(_Machine):
     _INITIAL = SenderState.IDLE
     _ERROR = SenderState.ERROR
 
-    def __init__(self, transfer_id: str, files: Sequence[FileEntry]) -> None:
-        super().__init__()
+    def __init__(
+        self, transfer_id: str, files: Sequence[FileEntry], *, sealing: Sealing | None = None
+    ) -> None:
+        super().__init__(sealing)
         offer = Offer(transfer_id=transfer_id, files=tuple(files))
         try:
             self._offer_frame = encode_message(offer)
@@ -287,6 +332,10 @@ class TransferSender(_Machine):
         self._window = 0
         self._in_flight = 0
         self._pending: ChunkRequest | None = None
+        self._max_payload = MAX_DATA_PAYLOAD if sealing is None else MAX_SEALED_PAYLOAD
+        self._markers = [False] * count  # sealed empty files still owing their FINAL chunk
+        self._sealer: StreamSealer | None = None
+        self._sealer_file = -1
         self._total = sum(entry.size for entry in self._files)
         self._resumed = 0
         self._session_sent = 0
@@ -328,18 +377,19 @@ class TransferSender(_Machine):
         """The ``hello`` and ``offer`` frames. Allowed once, in ``IDLE``."""
         target = self._target(Trigger.START)
         self._state = target
-        return encode_message(Hello()) + self._offer_frame
+        return self._hello() + self._offer_frame
 
     @_guarded
     def next_chunk(self, max_payload: int) -> ChunkRequest | None:
-        """What to read next: at most ``max_payload`` (1..1 MiB) bytes of the first file
-        (in index order) that still has unsent bytes, limited by the window.
+        """What to read next: at most ``max_payload`` (1..1 MiB, or 1..``MAX_SEALED_PAYLOAD``
+        when sealed) bytes of the first file (in index order) that still has unsent bytes,
+        limited by the window. When sealed, an empty file gets a request of length 0.
 
         Returns ``None`` unless ``SENDING``, when the window is full, or when every byte
         has been sent. Calling it again replaces the previous request.
         """
-        if type(max_payload) is not int or not 1 <= max_payload <= MAX_DATA_PAYLOAD:
-            raise _local(f"max_payload must be 1..{MAX_DATA_PAYLOAD}")
+        if type(max_payload) is not int or not 1 <= max_payload <= self._max_payload:
+            raise _local(f"max_payload must be 1..{self._max_payload}")
         self._pending = None
         if self._state is not SenderState.SENDING:
             return None
@@ -359,8 +409,9 @@ class TransferSender(_Machine):
         """The DATA frame for bytes just read for the last :meth:`next_chunk` request.
 
         ``file`` and ``offset`` must equal the request's; ``len(data)`` must be
-        1..``request.length`` (a short read is allowed). Otherwise
-        ``LocalProtocolError(code="bad_chunk")``.
+        1..``request.length`` (a short read is allowed), or 0 for a request of length 0.
+        Otherwise ``LocalProtocolError(code="bad_chunk")``. When sealed, returns a
+        SEALED_DATA frame (the stream header in front of a file's first chunk).
         """
         target = self._target(Trigger.SEND_CHUNK)
         request, self._pending = self._pending, None
@@ -368,18 +419,38 @@ class TransferSender(_Machine):
         if (
             request is None
             or (file, offset) != (request.file, request.offset)
-            or not 1 <= length <= request.length
+            or not min(1, request.length) <= length <= request.length
         ):
             raise _local(f"chunk ({file}, {offset}, {length}) != {request}", "bad_chunk")
-        frame = encode_data_frame(file, offset, data)
+        if self._sealing is None:
+            frame = encode_data_frame(file, offset, data)
+        else:
+            frame = self._seal(file, offset, data, length)
         self._sent[file] += length
         self._in_flight += length
         self._session_sent += length
         self._state = target
         return frame
 
+    def _seal(
+        self, file: int, offset: int, data: bytes | bytearray | memoryview, length: int
+    ) -> bytes:
+        """The SEALED_DATA frame for a chunk; a file's first chunk starts its stream."""
+        assert self._sealing is not None
+        header = b""
+        if self._sealer is None or self._sealer_file != file:
+            self._sealer = self._sealing.sealer(self._transfer_id, file, offset)
+            self._sealer_file = file
+            header = self._sealer.header
+        final = offset + length == self._files[file].size
+        sealed = self._sealer.seal(data, offset=offset, final=final)
+        if final:
+            self._sealer = None
+            self._markers[file] = False
+        return encode_sealed_data_frame(file, offset, sealed, header=header)
+
     def _file_sent(self, file: int) -> bool:
-        return self._sent[file] == self._files[file].size
+        return self._sent[file] == self._files[file].size and not self._markers[file]
 
     # -- received messages (called with the table already checked) -------------------
 
@@ -396,6 +467,8 @@ class TransferSender(_Machine):
         self._acked = list(message.offsets)
         self._window = message.window
         self._resumed = sum(message.offsets)
+        if self.sealed:
+            self._markers = [entry.size == 0 for entry in self._files]
         self._events.append(Accepted(offsets=message.offsets, window=message.window))
 
     def _on_reject(self, message: Reject) -> None:
@@ -446,6 +519,11 @@ class TransferReceiver(_Machine):
     ``FileReceived`` fsync, ack the full size, verify the hash from disk, then send
     ``file_verified(file)`` or ``file_failed(file, reason)``. ``DONE`` after the last
     ``file_verified``.
+
+    ``sealing``: require SEALED_DATA frames and open them (the sender must be sealed too).
+    ``DataReceived`` then carries opened plaintext, and an empty file is complete (its
+    ``FileReceived`` is emitted) only when its empty FINAL chunk has opened, not at
+    ``accept()``. A frame that does not open raises ``RemoteProtocolError(code="bad_seal")``.
     """
 
     _TABLE = RECEIVER_TRANSITIONS
@@ -453,13 +531,16 @@ class TransferReceiver(_Machine):
     _INITIAL = ReceiverState.IDLE
     _ERROR = ReceiverState.ERROR
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, *, sealing: Sealing | None = None) -> None:
+        super().__init__(sealing)
         self._transfer_id: str | None = None
         self._files: tuple[FileEntry, ...] = ()
         self._received: list[int] = []
         self._acked: list[int] = []
         self._verified: list[bool] = []
+        self._markers: list[bool] = []  # sealed empty files still owed their FINAL chunk
+        self._opener: StreamOpener | None = None
+        self._opener_file = -1
         self._cursor = 0
         self._window = 0
         self._total = 0
@@ -501,7 +582,7 @@ class TransferReceiver(_Machine):
     def start(self) -> bytes:
         """The ``hello`` frame. Allowed once, in ``IDLE``."""
         self._state = self._target(Trigger.START)
-        return encode_message(Hello())
+        return self._hello()
 
     @_guarded
     def accept(self, offsets: Sequence[int], window: int) -> bytes:
@@ -510,7 +591,7 @@ class TransferReceiver(_Machine):
         flight. Returns the ``accept`` frame.
 
         Queues ``FileReceived`` for every file with ``offset == size`` (zero-size files
-        included): drain ``next_event`` and verify those too.
+        included, unless sealed): drain ``next_event`` and verify those too.
         """
         target = self._target(Trigger.ACCEPT)
         message = Accept(offsets=tuple(offsets), window=window)
@@ -522,11 +603,12 @@ class TransferReceiver(_Machine):
         self._received = list(message.offsets)
         self._acked = list(message.offsets)
         self._verified = [False] * len(self._files)
+        self._markers = [self.sealed and entry.size == 0 for entry in self._files]
         self._window = message.window
         self._resumed = sum(message.offsets)
         self._state = target
-        for index, entry in enumerate(self._files):
-            if message.offsets[index] == entry.size:
+        for index in range(len(self._files)):
+            if self._complete(index):
                 self._events.append(FileReceived(file=index))
         self._advance_cursor()
         return encode_message(message)
@@ -589,16 +671,16 @@ class TransferReceiver(_Machine):
         if type(file) is not int or not 0 <= file < len(self._files):
             raise _local(f"no file {file!r}")
 
+    def _complete(self, file: int) -> bool:
+        return self._received[file] == self._files[file].size and not self._markers[file]
+
     def _check_complete(self, file: int) -> None:
         self._check_file(file)
-        if self._received[file] != self._files[file].size or self._verified[file]:
+        if not self._complete(file) or self._verified[file]:
             raise _local(f"file {file} is incomplete or already verified")
 
     def _advance_cursor(self) -> None:
-        while (
-            self._cursor < len(self._files)
-            and self._received[self._cursor] == self._files[self._cursor].size
-        ):
+        while self._cursor < len(self._files) and self._complete(self._cursor):
             self._cursor += 1
 
     # -- received frames (called with the table already checked) ---------------------
@@ -610,8 +692,50 @@ class TransferReceiver(_Machine):
         self._events.append(OfferReceived(transfer_id=message.transfer_id, files=message.files))
 
     def _on_data(self, frame: DataFrame) -> None:
+        if self.sealed:
+            raise _remote(SEALING_MISMATCH, "plaintext DATA in a sealed session")
         file, offset, size = frame.file, frame.offset, len(frame.payload)
-        if file != self._cursor:
+        self._check_position(file, offset, size)
+        self._deliver(file, offset, frame.payload)
+
+    def _on_sealed_data(self, frame: SealedDataFrame) -> None:
+        if self._sealing is None:
+            raise _remote(SEALING_MISMATCH, "SEALED_DATA in a session that is not sealed")
+        file, offset, body = frame.file, frame.offset, frame.sealed
+        first = self._opener is None or self._opener_file != file
+        size = len(body) - SEAL_TAG_SIZE - (SEAL_HEADER_SIZE if first else 0)
+        if size < 0:
+            raise _remote(BAD_SEAL, f"file {file}: the stream's first frame lacks its header")
+        self._check_position(file, offset, size)
+        end = offset + size
+        final = end == self._files[file].size
+        if size == 0 and not final:
+            raise _remote(BAD_SEAL, f"file {file}: an empty chunk that does not end the file")
+        try:
+            if first:
+                header = bytes(body[:SEAL_HEADER_SIZE])
+                body = body[SEAL_HEADER_SIZE:]
+                assert self._transfer_id is not None
+                self._opener = self._sealing.opener(self._transfer_id, file, offset, header)
+                self._opener_file = file
+            assert self._opener is not None
+            plain = self._opener.open(body, offset=offset, final=final)
+        except ValueError as exc:
+            self._opener = None
+            raise _remote(
+                BAD_SEAL, f"file {file}: the chunk at offset {offset} does not open: {exc}"
+            ) from exc
+        if len(plain) != size:
+            raise _local(f"the opener returned {len(plain)} bytes for {size}", "bad_argument")
+        if final:
+            self._opener = None
+            self._markers[file] = False
+        self._deliver(file, offset, memoryview(plain))
+
+    def _check_position(self, file: int, offset: int, size: int) -> None:
+        """Raise unless ``size`` bytes at ``offset`` are the next ones of the current file
+        and fit the window."""
+        if file != self._cursor or file >= len(self._files):
             expected = f"file {self._cursor}" if self._cursor < len(self._files) else "none"
             raise _remote("bad_file", f"DATA for file {file}, expected {expected}")
         if offset != self._received[file]:
@@ -624,10 +748,16 @@ class TransferReceiver(_Machine):
             raise _remote("bad_offset", f"DATA ends at {end}, beyond the size of file {file}")
         if self._unacked + size > self._window:
             raise _remote("window", f"{self._unacked + size} unacked bytes exceed the window")
+
+    def _deliver(self, file: int, offset: int, data: memoryview) -> None:
+        """Account for validated (and, when sealed, opened) bytes and emit their events."""
+        size = len(data)
+        end = offset + size
         self._received[file] = end
         self._unacked += size
         self._session_received += size
-        self._events.append(DataReceived(file=file, offset=offset, data=frame.payload))
-        if end == self._files[file].size:
+        if size:
+            self._events.append(DataReceived(file=file, offset=offset, data=data))
+        if self._complete(file):
             self._events.append(FileReceived(file=file))
             self._advance_cursor()

@@ -13,14 +13,16 @@ from dataclasses import dataclass
 
 import trio
 
+from daemon.crypto.sealing import SealingKey
 from daemon.protocol import (
     Cancelled, DataReceived, FileReceived, OfferReceived, PeerFailed, ProtocolError, ReceiverState, TransferReceiver,
 )
+from daemon.protocol.transfer_sealing import BAD_SEAL, SEALING_MISMATCH
 from daemon.state import FileRecord, StateDB
 from daemon.storage import Inbox, PartialFile, UnsafeName, free_bytes, sanitize_relpath
 
-from .errors import TransferFailed, TransferInterrupted
-from .sending import tell_peer
+from .errors import SealingMismatch, TamperedData, TransferFailed, TransferInterrupted
+from .sending import peer_failure, tell_peer
 from .transport import MessageTransport, send_bytes
 
 __all__ = ["run_receiver", "ReceiveOutcome", "ReceiveReport", "WINDOW", "SYNC_EVERY", "receive_limit"]
@@ -46,14 +48,14 @@ class ReceiveOutcome:
 
 class _Receiving:
     def __init__(self, transport: MessageTransport, inbox: Inbox, journal: StateDB, transfer_id: str,
-                 expect_share: str | None, report: ReceiveReport) -> None:
+                 expect_share: str | None, report: ReceiveReport, seal_key: bytes | None) -> None:
         self.transport = transport
         self.inbox = inbox
         self.journal = journal
         self.transfer_id = transfer_id
         self.expect_share = expect_share
         self.report = report
-        self.machine = TransferReceiver()
+        self.machine = TransferReceiver(sealing=None if seal_key is None else SealingKey(seal_key))
         self.share_id: str | None = None
         self.files: tuple[FileRecord, ...] = ()
         self.parts: dict[int, PartialFile] = {}
@@ -160,7 +162,7 @@ class _Receiving:
             case Cancelled(reason=reason):
                 raise TransferFailed(f"the sender cancelled: {reason}")
             case PeerFailed(code=code, message=message):
-                raise TransferInterrupted(f"the sender reported {code}: {message}")
+                raise peer_failure("sender", code, message)
 
     async def run(self) -> ReceiveOutcome:
         await self.send(self.machine.start())
@@ -189,17 +191,26 @@ async def run_receiver(
     transfer_id: str,
     expect_share: str | None,
     report: ReceiveReport,
+    seal_key: bytes | None = None,
 ) -> ReceiveOutcome:
     """Receive one transfer into ``inbox``; ``transfer_id`` is our journal's record.
 
-    ``expect_share``: when resuming, the share id the offer must carry. Returns when every file is
-    verified and in place. Raises TransferInterrupted (resumable) or TransferFailed.
+    ``expect_share``: when resuming, the share id the offer must carry. ``seal_key`` (32 bytes, the
+    session's frame key): accept only sealed DATA frames and write only bytes that opened; ``None``
+    accepts only plaintext. Returns when every file is verified and in place. Raises
+    TransferInterrupted (resumable; TamperedData when a sealed frame did not open: nothing from it
+    was written and no file was finalized without its authenticated FINAL chunk) or TransferFailed
+    (SealingMismatch when one side seals and the other does not).
     """
-    state = _Receiving(transport, inbox, journal, transfer_id, expect_share, report)
+    state = _Receiving(transport, inbox, journal, transfer_id, expect_share, report, seal_key)
     try:
         return await state.run()
     except ProtocolError as exc:
         await tell_peer(transport, exc)
+        if exc.code == SEALING_MISMATCH:
+            raise SealingMismatch(f"refused: {exc}") from exc
+        if exc.code == BAD_SEAL:
+            raise TamperedData(f"a sealed DATA frame did not open: {exc}") from exc
         raise TransferInterrupted(f"the sender broke the protocol: {exc}") from exc
     finally:
         state.close()

@@ -6,17 +6,20 @@ from collections.abc import Callable, Sequence
 
 import trio
 
+from daemon.crypto.sealing import SealingKey
 from daemon.protocol import (
     Accepted, Acked, Cancelled, FileEntry, FileVerified, PeerFailed, ProtocolError, Rejected, RemoteProtocolError,
     TransferDone, TransferSender, data_payload_limit, error_reply,
 )
+from daemon.protocol.frames import sealed_payload_limit
+from daemon.protocol.transfer_sealing import BAD_SEAL, SEALING_MISMATCH
 from daemon.storage import SourceFile
 from daemon.taskgroups import open_scoped
 
-from .errors import TransferFailed, TransferInterrupted
+from .errors import SealingMismatch, TamperedData, TransferFailed, TransferInterrupted
 from .transport import MessageTransport, send_bytes
 
-__all__ = ["run_sender", "SendReport", "tell_peer"]
+__all__ = ["run_sender", "SendReport", "tell_peer", "peer_failure"]
 
 # Called with (bytes acknowledged durable by the receiver, payload bytes put on the wire since last call).
 SendReport = Callable[[int, int], None]
@@ -61,15 +64,19 @@ class _Sending:
             case Cancelled(reason=reason):
                 raise TransferFailed(f"the receiver cancelled: {reason}")
             case PeerFailed(code=code, message=message):
-                raise TransferInterrupted(f"the receiver reported {code}: {message}")
+                raise peer_failure("receiver", code, message)
 
     async def write_data(self) -> None:
-        payload = data_payload_limit(self.transport.max_message_size)
+        limit = sealed_payload_limit if self.sender.sealed else data_payload_limit
+        payload = limit(self.transport.max_message_size)
         while not self.done:
             request = self.sender.next_chunk(payload)
             if request is None:
                 self.wake = trio.Event()
                 await self.wake.wait()
+                continue
+            if request.length == 0:  # a sealed empty file: only its FINAL chunk
+                await self.transport.send(self.sender.send_chunk(request.file, request.offset, b""))
                 continue
             source = self.sources.get(request.file)
             if source is None:
@@ -93,13 +100,20 @@ async def run_sender(
     files: Sequence[FileEntry],
     open_source: Callable[[int], SourceFile],
     report: SendReport,
+    *,
+    seal_key: bytes | None = None,
 ) -> None:
     """Send ``files`` until the receiver reports every one verified.
 
-    ``open_source(index)`` opens a file's bytes. Raises TransferInterrupted (retry may resume) or
-    TransferFailed (it will not succeed). A peer that breaks the protocol gets an ``error`` frame.
+    ``open_source(index)`` opens a file's bytes. ``seal_key`` (32 bytes, the session's frame key):
+    seal every DATA frame (app-layer encryption); the receiver must have the same key, ``None``
+    sends plaintext and needs a receiver without one. Raises TransferInterrupted (retry may
+    resume; TamperedData if the receiver could not open our frames) or TransferFailed (it will not
+    succeed; SealingMismatch if one side seals and the other does not). A peer that breaks the
+    protocol gets an ``error`` frame.
     """
-    sender = TransferSender(transfer_id, files)
+    sealing = None if seal_key is None else SealingKey(seal_key)
+    sender = TransferSender(transfer_id, files, sealing=sealing)
     state = _Sending(transport, sender, open_source, report)
     try:
         await send_bytes(transport, sender.start())
@@ -109,9 +123,21 @@ async def run_sender(
             nursery.cancel_scope.cancel()
     except ProtocolError as exc:
         await tell_peer(transport, exc)
+        if exc.code == SEALING_MISMATCH:
+            raise SealingMismatch(f"refused: {exc}") from exc
         raise TransferFailed(f"protocol violation: {exc}") from exc
     finally:
         state._close_sources()
+
+
+def peer_failure(peer: str, code: str, message: str) -> TransferInterrupted | TransferFailed:
+    """The driver error for an ``error`` frame the peer (``"sender"``/``"receiver"``) sent."""
+    text = f"the {peer} reported {code}: {message}"
+    if code == SEALING_MISMATCH:
+        return SealingMismatch(text)
+    if code == BAD_SEAL:
+        return TamperedData(text)
+    return TransferInterrupted(text)
 
 
 async def tell_peer(transport: MessageTransport, exc: ProtocolError) -> None:
