@@ -10,9 +10,10 @@ from __future__ import annotations
 import hmac
 from collections.abc import AsyncIterator
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Literal
 
-from litestar import Litestar, Request, Response, get, post, put
+import msgspec
+from litestar import Litestar, Request, Response, delete, get, patch, post, put
 from litestar.connection import ASGIConnection
 from litestar.datastructures import UploadFile
 from litestar.exceptions import HTTPException, NotAuthorizedException
@@ -22,15 +23,56 @@ from litestar.status_codes import HTTP_202_ACCEPTED
 from msgspec import Struct
 
 from daemon import ApplianceAPI, ApplianceError, ShareCreated, TransferRecord, Upload, render_prometheus
+from daemon.facade import DeviceBookAPI
 
 __all__ = ["create_app"]
 
 UPLOAD_READ_SIZE = 1024 * 1024
 
 
+class PairRequest(Struct, forbid_unknown_fields=True):
+    """Join another appliance's pairing offer (both fields), or, empty, make an offer."""
+
+    code: str | None = None
+    signal: str | None = None
+
+
+class PushRequest(Struct, forbid_unknown_fields=True):
+    device: str
+
+
 class ReceiveRequest(Struct, forbid_unknown_fields=True):
     code: str
     signal: str | None = None
+
+
+class DevicePatch(Struct, forbid_unknown_fields=True):
+    name: str | None = None
+    status: Literal["approved", "revoked"] | None = None
+
+
+def _device_patch(body: bytes) -> DevicePatch:
+    """Decode a PATCH body; any problem is a JSON ``bad_request`` (400) that says what is wrong."""
+    try:
+        change = msgspec.json.decode(body, type=DevicePatch)
+    except msgspec.ValidationError as exc:
+        raise ApplianceError(f"invalid device change: {exc}", code="bad_request") from None
+    except msgspec.DecodeError as exc:
+        raise ApplianceError(f"the body is not JSON: {exc}", code="bad_request") from None
+    if change.name is None and change.status is None:
+        raise ApplianceError("nothing to change: give 'name' and/or 'status'", code="bad_request")
+    return change
+
+
+def _apply_device_patch(book: DeviceBookAPI, device_id: str, change: DevicePatch) -> dict[str, Any]:
+    record = book.get(device_id)
+    if change.name is not None:
+        record = book.rename(device_id, change.name)
+    if change.status == "approved":
+        record = book.approve(device_id)
+    elif change.status == "revoked":
+        record = book.revoke(device_id)
+    return book.describe(record)
 
 
 def _transfer_json(record: TransferRecord) -> dict[str, Any]:
@@ -131,12 +173,43 @@ def create_app(appliance: ApplianceAPI, *, api_token: str) -> Litestar:
     async def receive(data: ReceiveRequest) -> dict[str, Any]:
         return _transfer_json(await appliance.receive(data.code, signal_url=data.signal))
 
+    @post("/api/v1/pair", guards=[guard], status_code=200)
+    async def pair(data: PairRequest) -> dict[str, Any]:
+        if data.code is None:
+            return await appliance.offer_pairing()
+        if not data.signal:
+            raise ApplianceError("joining a pairing offer needs the other appliance's signal URL", code="bad_request")
+        return await appliance.pair_with(data.code, data.signal)
+
+    @post("/api/v1/shares/{share_id:str}/push", guards=[guard], status_code=HTTP_202_ACCEPTED)
+    async def push_share(share_id: str, data: PushRequest) -> dict[str, Any]:
+        return {"id": await appliance.push_share(share_id, data.device)}
+
+    @get("/api/v1/devices", guards=[guard], sync_to_thread=False)
+    def list_devices() -> list[dict[str, Any]]:
+        book = appliance.devices
+        return [book.describe(d) for d in book.list()]
+
+    @get("/api/v1/devices/{device_id:str}", guards=[guard], sync_to_thread=False)
+    def get_device(device_id: str) -> dict[str, Any]:
+        book = appliance.devices
+        return book.describe(book.get(device_id))
+
+    @patch("/api/v1/devices/{device_id:str}", guards=[guard])
+    async def patch_device(request: Request, device_id: str) -> dict[str, Any]:
+        change = _device_patch(await request.body())
+        return _apply_device_patch(appliance.devices, device_id, change)
+
+    @delete("/api/v1/devices/{device_id:str}", guards=[guard], sync_to_thread=False)
+    def forget_device(device_id: str) -> None:
+        appliance.devices.forget(device_id)
+
     def appliance_error(_: Request, exc: ApplianceError) -> Response:
         return Response({"error": exc.code, "message": str(exc)}, status_code=exc.status)
 
     return Litestar(
         route_handlers=[health, put_share, post_share, stats, metrics, list_shares, list_transfers, get_transfer,
-                        receive],
+                        receive, pair, push_share, list_devices, get_device, patch_device, forget_device],
         exception_handlers={ApplianceError: appliance_error},
         openapi_config=OpenAPIConfig(title="doorstep control API", version="1", path="/api/v1/schema"),
         request_max_body_size=1024 * 1024,

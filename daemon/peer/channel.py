@@ -38,6 +38,10 @@ class DataChannelTransport:
                  token: trio.lowlevel.TrioToken | None = None) -> None:
         self._channel = channel
         self.max_message_size = DEFAULT_MAX_MESSAGE
+        self.local_fingerprints = ""
+        """Our DTLS certificate fingerprints as our SDP announced them (set once connected)."""
+        self.remote_fingerprints = ""
+        """The peer's DTLS certificate fingerprints as its SDP announced them (set once connected)."""
         self._receive_limit = receive_limit
         self._queued_bytes = 0
         self._overflowed = False

@@ -24,7 +24,7 @@ from .channel import DEFAULT_MAX_MESSAGE, DataChannelTransport
 from .errors import PeerError
 from .host_addresses import restrict_host_addresses
 
-__all__ = ["Role", "SignalChannel", "open_data_channel", "CHANNEL_LABEL"]
+__all__ = ["Role", "SignalChannel", "open_data_channel", "dtls_fingerprints", "CHANNEL_LABEL"]
 
 CHANNEL_LABEL = "doorstep-transfer/1"
 MAX_SDP_BYTES = 32 * 1024
@@ -63,6 +63,22 @@ def _validated_sdp(message: dict[str, Any], kind: str) -> str:
     if not any(m.kind == "application" for m in parsed.media):
         raise PeerError(f"peer's SDP {kind} has no data channel")
     return sdp
+
+
+def dtls_fingerprints(sdp: str) -> str:
+    """The DTLS certificate fingerprints an SDP announces for its data channel, canonical:
+    ``"sha-256 AB:CD:..."`` items (algorithm lower-case, hex upper-case), sorted, comma-joined.
+
+    aiortc checks the peer's certificate against *every* fingerprint of a supported algorithm,
+    so the whole set is what names the peer's certificate. Raises PeerError when there is none.
+    """
+    found = set()
+    for media in SessionDescription.parse(sdp).media:
+        if media.kind == "application" and media.dtls is not None:
+            found.update(f"{f.algorithm.lower()} {f.value.upper()}" for f in media.dtls.fingerprints)
+    if not found:
+        raise PeerError("the SDP carries no DTLS fingerprint")
+    return ",".join(sorted(found))
 
 
 def _remote_max_message_size(sdp: str) -> int:
@@ -145,6 +161,10 @@ async def open_data_channel(
 ) -> AsyncIterator[DataChannelTransport]:
     """Connect to the peer at the other end of ``signal`` and yield the open data channel.
 
+    The channel's ``local_fingerprints`` and ``remote_fingerprints`` (see :func:`dtls_fingerprints`)
+    name the two DTLS certificates of this connection as this side saw them in the SDPs; nothing
+    here authenticates the peer: that is the authentication step's job, run over the channel.
+
     Raises PeerError when the handshake fails or does not finish within ``timeout`` seconds.
     On exit the peer connection is closed (also on cancellation).
     """
@@ -157,6 +177,8 @@ async def open_data_channel(
         if scope.cancelled_caught:
             raise PeerError(f"no connection to the peer within {timeout:.0f} s")
         transport.max_message_size = _remote_max_message_size(pc.remoteDescription.sdp)
+        transport.local_fingerprints = dtls_fingerprints(pc.localDescription.sdp)
+        transport.remote_fingerprints = dtls_fingerprints(pc.remoteDescription.sdp)
         yield transport
     finally:
         with trio.CancelScope(shield=True):

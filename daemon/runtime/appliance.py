@@ -20,8 +20,21 @@ from daemon.signaling import JoinFailed
 from daemon.state import Direction, FileRecord, ShareRecord, StateDB, TransferRecord, TransferState
 from daemon.storage import Inbox, ShareDir, ShareSpool, UnsafeName
 
+from daemon.crypto import DeviceIdentity
+from daemon.peer import Role
+from daemon.protocol.auth import AuthMode
+from daemon.signaling import SignalSession, open_signaling
+
+from daemon.crypto import device_id_of
+from daemon.peer import open_data_channel
+from daemon.transfer.errors import TransferFailed
+
+from .authentication import AuthenticationFailed, Credentials, authenticate
+from .devices import DeviceBook
 from .fetching import RETRYABLE, Fetch, fetch
 from .hosting import ShareHost
+from .pairing import inbox_address, new_pairing_id
+from .sessions import receive_over_session, send_over_session
 
 __all__ = ["Appliance"]
 
@@ -29,13 +42,15 @@ log = logging.getLogger("doorstep.appliance")
 
 CODE_RE = re.compile(r"[0-9]{6}")
 EXPIRY_SWEEP_SECONDS = 60.0
+CONTROL_LIMIT = 1024 * 1024
 
 
 class Appliance:
     """Shares, transfers and fetches of one daemon. Start :meth:`run` in the daemon's nursery first."""
 
     def __init__(self, *, db: StateDB, inbox: Inbox, spool: ShareSpool, ice: IceConfig, signal_url: str,
-                 http_url: str, share_ttl: float, version: str) -> None:
+                 http_url: str, share_ttl: float, version: str, identity: DeviceIdentity,
+                 name: str = "doorstep", encrypt: bool = False) -> None:
         self._db = db
         self._inbox = inbox
         self._spool = spool
@@ -45,9 +60,14 @@ class Appliance:
         self._share_ttl = share_ttl
         self._version = version
         self._codes: dict[str, tuple[str | None, float | None]] = {}
-        self._host = ShareHost(signal_url=signal_url, db=db, spool=spool, ice=ice)
+        self._host = ShareHost(signal_url=signal_url, db=db, spool=spool, ice=ice, codes=self._codes, encrypt=encrypt)
         self._nursery: trio.Nursery | None = None
         self._signaling_statistics: Callable[[], Awaitable[Any]] | None = None
+        self.identity = identity
+        self._encrypt = encrypt
+        self.name = name
+        self.devices = DeviceBook(db, own_public_key=identity.public_key)
+        self._pairings: dict[str, str] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -55,6 +75,7 @@ class Appliance:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             await nursery.start(self._host.run)
+            await self._host.host_address(inbox_address(self.identity.device_id), self._receive_push, code=False)
             self._resume_fetches()
             nursery.start_soon(self._expire_shares)
             task_status.started()
@@ -67,7 +88,8 @@ class Appliance:
                 self._db.set_state(record.id, TransferState.FAILED, "interrupted before the share was reached")
                 continue
             log.info("resuming transfer %s", record.id)
-            job = Fetch(transfer_id=record.id, signal_url=record.signal_url, share_id=record.share_id)
+            job = Fetch(transfer_id=record.id, signal_url=record.signal_url, share_id=record.share_id,
+                        encrypt=self._encrypt)
             self._spawn(self._fetch, job)
 
     def _spawn(self, fn: Any, *args: Any) -> None:
@@ -107,6 +129,120 @@ class Appliance:
     def set_http_url(self, http_url: str) -> None:
         """Where share links point (known only after the HTTP listener bound)."""
         self._http_url = http_url
+
+    # -- devices: pairing and pushes --------------------------------------------------------------
+
+    def _device_credentials(self, *, initiator: bool) -> Credentials:
+        return Credentials(mode=AuthMode.DEVICE if initiator else None, identity=self.identity,
+                           trusts=self.devices.trusts, name=self.name)
+
+    async def offer_pairing(self) -> dict[str, Any]:
+        """Host a one-time pairing offer; the other device joins with the code it answers."""
+        pairing_id = new_pairing_id()
+        try:
+            hosted = await self._host.host_address(pairing_id, self._serve_pairing, code=True)
+        except (*RETRYABLE, trio.TooSlowError) as exc:
+            raise ApplianceError(f"the signaling server is unreachable: {exc}", code="signaling", status=503) from None
+        assert hosted.code is not None
+        self._pairings[pairing_id] = hosted.code
+        return {"code": hosted.code, "expires_at": hosted.expires_at, "signal": self._signal_url,
+                "device_id": self.identity.device_id}
+
+    async def _serve_pairing(self, session: SignalSession) -> None:
+        code = self._pairings.pop(session.share, None)
+        await self._host.drop_address(session.share)  # one joiner, one guess, whatever happens
+        if code is None:
+            return
+        creds = Credentials(passwords={AuthMode.PAIR: code.encode()}, identity=self.identity, name=self.name)
+        try:
+            async with open_data_channel(session, Role.OFFERER, self._ice, receive_limit=CONTROL_LIMIT) as channel:
+                auth = await authenticate(channel, Role.OFFERER.value, creds)
+        except (AuthenticationFailed, *RETRYABLE) as exc:
+            log.warning("pairing offer %s failed: %s", session.share[:12], exc)
+            return
+        assert auth.peer_device_key is not None
+        record = self.devices.pin(auth.peer_device_key, auth.peer_name or "", signal_url=None)
+        log.info("paired with device %s (%s)", record.device_id, record.name)
+
+    async def pair_with(self, code: str, signal_url: str) -> dict[str, Any]:
+        """Join another appliance's pairing offer; pin its key. Returns the device's description."""
+        if not CODE_RE.fullmatch(code):
+            raise ApplianceError("a pairing code is 6 digits", code="bad_code")
+        creds = Credentials(mode=AuthMode.PAIR, passwords={AuthMode.PAIR: code.encode()},
+                            identity=self.identity, name=self.name)
+        try:
+            async with open_signaling(signal_url) as signal:
+                session = await signal.join(code=code)
+                async with open_data_channel(session, Role.ANSWERER, self._ice, receive_limit=CONTROL_LIMIT) as channel:
+                    auth = await authenticate(channel, Role.ANSWERER.value, creds)
+        except JoinFailed:
+            raise ApplianceError("no such pairing code (or it expired, or it was used)", code="join_failed",
+                                 status=404) from None
+        except AuthenticationFailed as exc:
+            raise ApplianceError(str(exc), code="authentication_failed", status=403) from None
+        except (*RETRYABLE, ValueError) as exc:
+            raise ApplianceError(f"cannot reach the other appliance: {exc}", code="signaling", status=503) from None
+        assert auth.peer_device_key is not None
+        record = self.devices.pin(auth.peer_device_key, auth.peer_name or "", signal_url=signal_url)
+        return self.devices.describe(record)
+
+    async def _receive_push(self, session: SignalSession) -> None:
+        """A device pushes a share to our inbox address: paired devices only, no code."""
+        transfer_id = secrets.token_hex(8)
+        self._db.add_transfer(transfer_id, Direction.RECEIVE)
+
+        def authenticated(auth) -> None:
+            self.devices.touch(device_id_of(auth.peer_device_key))
+
+        try:
+            await receive_over_session(
+                session, self._ice, credentials=self._device_credentials(initiator=False),
+                on_authenticated=authenticated, role=Role.OFFERER, encrypt=self._encrypt, inbox=self._inbox, journal=self._db,
+                transfer_id=transfer_id, expect_share=None, report=lambda done, moved: self._db.set_progress(
+                    transfer_id, done, moved),
+            )
+        except AuthenticationFailed as exc:
+            if exc.untrusted_device_key is not None and self.devices.by_key(exc.untrusted_device_key) is None:
+                self.devices.pin(exc.untrusted_device_key, "", signal_url=None, approved=False)
+                log.info("an unpaired device tried to send; it waits for approval")
+            self._db.set_state(transfer_id, TransferState.FAILED, str(exc))
+        except (TransferFailed, *RETRYABLE) as exc:
+            self._db.set_state(transfer_id, TransferState.FAILED, str(exc))
+        else:
+            self._db.set_state(transfer_id, TransferState.DONE)
+
+    async def push_share(self, share_id: str, device_id: str) -> str:
+        """Send a share to a paired device's inbox, no code. Returns the send transfer's id."""
+        share = self._db.get_share(share_id)
+        if share is None:
+            raise ApplianceError("no such share", code="unknown_share", status=404)
+        device = self.devices.get(device_id)
+        if device.signal_url is None:
+            raise ApplianceError("this device never told where to reach it; pair from this side",
+                                 code="unreachable_device", status=409)
+        record = self._db.find_transfer(share_id, Direction.SEND)
+        assert record is not None
+        self._spawn(self._push, share, device.device_id, device.signal_url, record.id)
+        return record.id
+
+    async def _push(self, share: ShareRecord, device_id: str, signal_url: str, transfer_id: str) -> None:
+        self._db.set_state(transfer_id, TransferState.ACTIVE)
+        try:
+            async with open_signaling(signal_url) as signal:
+                session = await signal.join(share=inbox_address(device_id))
+                await send_over_session(
+                    session, self._ice, credentials=self._device_credentials(initiator=True),
+                    on_authenticated=lambda _auth: None, role=Role.ANSWERER, encrypt=self._encrypt,
+                    share_id=share.share_id,
+                    files=share.files, share_dir=self._spool.open(share.share_id),
+                    report=lambda acked, moved: self._db.set_progress(transfer_id, acked, moved),
+                )
+        except (TransferFailed, JoinFailed, *RETRYABLE) as exc:
+            self._db.set_state(transfer_id, TransferState.FAILED, str(exc))
+            return
+        self._db.set_state(transfer_id, TransferState.DONE)
+        self._codes.pop(share.share_id, None)
+        await self._host.retire(share.share_id)
 
     # -- ApplianceAPI ---------------------------------------------------------------------------
 
@@ -196,7 +332,7 @@ class Appliance:
             raise ApplianceError("signal must be a ws:// or wss:// URL", code="bad_signal")
         transfer_id = secrets.token_hex(8)
         self._db.add_transfer(transfer_id, Direction.RECEIVE, signal_url=url)
-        job = Fetch(transfer_id=transfer_id, signal_url=url, code=code)
+        job = Fetch(transfer_id=transfer_id, signal_url=url, code=code, encrypt=self._encrypt)
         assert self._nursery is not None
         try:
             with trio.fail_after(30):

@@ -1,8 +1,8 @@
 """The ``doorstep`` command line.
 
 ``daemon`` runs the appliance. ``send`` and ``receive`` work standalone, with no local daemon: they
-speak signaling and WebRTC themselves. ``status`` and ``transfers`` are thin clients of a running
-daemon's control API (token from ``DOORSTEP_TOKEN`` or the state dir, never from argv).
+speak signaling and WebRTC themselves. ``status``, ``transfers`` and ``peers`` are thin clients of a
+running daemon's control API (token from ``DOORSTEP_TOKEN`` or the state dir, never from argv).
 """
 
 from __future__ import annotations
@@ -12,7 +12,10 @@ import json
 import logging
 import os
 import sys
+import time
+import urllib.parse
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -54,6 +57,23 @@ def _parser() -> argparse.ArgumentParser:
                        ("transfers", "list the local daemon's transfers")):
         command = sub.add_parser(name, help=text)
         command.add_argument("--json", action="store_true", help="machine-readable output")
+
+    peers = sub.add_parser("peers", help="list and manage paired devices (approve, rename, revoke, forget)")
+    peers.add_argument("--json", action="store_true", help="machine-readable output")
+    actions = peers.add_subparsers(dest="peers_action", metavar="ACTION")
+    for name, text in (("list", "list paired devices (the default)"),
+                       ("show", "show one device, with the safety words to compare"),
+                       ("approve", "trust a pending (or revoked) device"),
+                       ("revoke", "stop trusting a device; it stays listed as revoked"),
+                       ("forget", "remove a device and its key; it must pair again"),
+                       ("rename", "give a device a new name")):
+        action = actions.add_parser(name, help=text)
+        # SUPPRESS: a subcommand's default must not overwrite `peers --json ACTION`.
+        action.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
+        if name != "list":
+            action.add_argument("device_id", metavar="ID", help="the device id (first column of `doorstep peers`)")
+        if name == "rename":
+            action.add_argument("name", metavar="NAME", help="the new name (1 to 64 characters)")
     return parser
 
 
@@ -65,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     if not args.verbose:
-        for noisy in ("aioice", "aiortc", "hypercorn", "trio-websocket"):
+        for noisy in ("aioice", "aiortc", "httpx", "hypercorn", "trio-websocket"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         overrides = {key: getattr(args, flag, None) for flag, key in FLAG_KEYS.items()}
@@ -100,7 +120,8 @@ def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
             for leaf in (_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])]
 
 
-def _api_command(args: argparse.Namespace, config) -> int:
+def _api_endpoint(config) -> tuple[str, dict[str, str]] | None:
+    """The control API's base URL and auth headers; None (after saying why) without a token."""
     from .tokens import read_api_token
 
     try:
@@ -108,9 +129,18 @@ def _api_command(args: argparse.Namespace, config) -> int:
     except (OSError, ValueError) as exc:
         print(f"doorstep: no API token ({exc}); set DOORSTEP_TOKEN or --config the daemon's state_dir",
               file=sys.stderr)
-        return 2
+        return None
     base = f"http://{config.http_listen.connect_host}:{config.http_listen.port}/api/v1"
-    headers = {"Authorization": f"Bearer {token}"}
+    return base, {"Authorization": f"Bearer {token}"}
+
+
+def _api_command(args: argparse.Namespace, config) -> int:
+    if args.command == "peers":
+        return _peers_command(args, config)
+    endpoint = _api_endpoint(config)
+    if endpoint is None:
+        return 2
+    base, headers = endpoint
     try:
         with httpx.Client(base_url=base, headers=headers, timeout=10) as client:
             health = client.get("/health").json()
@@ -131,6 +161,98 @@ def _api_command(args: argparse.Namespace, config) -> int:
         pct = 100 * t["bytes_done"] / t["bytes_total"] if t["bytes_total"] else 0
         print(f"{t['id']}  {t['direction']:7}  {t['state']:10}  {pct:5.1f}%  {t['bytes_total']:>14,} B")
     return 0
+
+
+def _peers_command(args: argparse.Namespace, config) -> int:
+    endpoint = _api_endpoint(config)
+    if endpoint is None:
+        return 2
+    base, headers = endpoint
+    action = args.peers_action or "list"
+    if action != "list" and not args.device_id:
+        print("doorstep: the device id must not be empty", file=sys.stderr)
+        return 1
+    try:
+        with httpx.Client(base_url=base, headers=headers, timeout=10) as client:
+            if action == "list":
+                response = client.get("/devices")
+            elif action == "show":
+                response = client.get(f"/devices/{_quote(args.device_id)}")
+            elif action == "forget":
+                response = client.delete(f"/devices/{_quote(args.device_id)}")
+            else:
+                change = ({"name": args.name} if action == "rename"
+                          else {"status": "approved" if action == "approve" else "revoked"})
+                response = client.patch(f"/devices/{_quote(args.device_id)}", json=change)
+    except httpx.HTTPError as exc:
+        print(f"doorstep: the daemon at {base} did not answer: {exc}", file=sys.stderr)
+        return 1
+    if response.is_error:
+        print(f"doorstep: {_api_error(response)}", file=sys.stderr)
+        return 1
+    if action == "forget":
+        if args.json:
+            print(json.dumps({"id": args.device_id, "forgotten": True}))
+        else:
+            print(f"forgot device {args.device_id}; it must pair again to connect")
+        return 0
+    body = response.json()
+    if args.json:
+        print(json.dumps(body))
+    elif action == "list":
+        _print_devices(body)
+    elif action == "show":
+        _print_device(body)
+    elif action == "rename":
+        print(f"renamed {body['id']} to \"{body['name']}\"")
+    else:
+        print(f"{body['name']} ({body['id']}) is now {body['status']}")
+        if action == "approve" and body.get("safety_words"):
+            print(f"safety words (must match the other device): {' '.join(body['safety_words'])}")
+    return 0
+
+
+def _quote(device_id: str) -> str:
+    return urllib.parse.quote(device_id, safe="")
+
+
+def _api_error(response: httpx.Response) -> str:
+    """The JSON error's message (``{"error", "message"}`` or litestar's ``{"detail"}``), else the text."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("message") or body.get("detail"), str):
+        text = body.get("message") or body.get("detail")
+    else:
+        text = response.text[:200]
+    return f"{text} (HTTP {response.status_code})"
+
+
+def _when(timestamp: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp)) if timestamp is not None else "never"
+
+
+def _print_devices(devices: list[dict[str, Any]]) -> None:
+    if not devices:
+        print("no paired devices")
+        return
+    rows = [("NAME", "ID", "STATUS", "FINGERPRINT", "LAST SEEN")]
+    rows += [(d["name"], d["id"], d["status"], "-".join(d["fingerprint"]), _when(d["last_seen"])) for d in devices]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("  ".join([cell.ljust(width) for cell, width in zip(row, widths)] + [row[-1]]))
+
+
+def _print_device(device: dict[str, Any]) -> None:
+    lines = [("name", device["name"]), ("id", device["id"]), ("status", device["status"]),
+             ("fingerprint", " ".join(device["fingerprint"]))]
+    if device.get("safety_words"):
+        lines.append(("safety words", " ".join(device["safety_words"])))
+    lines += [("public key", device["public_key"]), ("paired", _when(device["paired_at"])),
+              ("last seen", _when(device["last_seen"])), ("signal", device["signal_url"] or "-")]
+    for label, value in lines:
+        print(f"{label + ':':14} {value}")
 
 
 if __name__ == "__main__":

@@ -64,6 +64,7 @@ KEYS: dict[str, tuple[str, Any]] = {
     "signal.public_url": ("", str),
     "signal.store": ("memory", lambda v: _parse_store(v)),
     "signal.allowed_origins": ("", lambda v: _parse_origins(v)),
+    "transfer.encrypt": ("false", lambda v: _parse_bool(v)),
     "stun.listen": ("127.0.0.1:3478", Listen.parse),
     "turn.enabled": ("false", lambda v: _parse_bool(v)),
     "inbox.dir": ("", str),
@@ -128,6 +129,8 @@ class Config:
     outbox_dir: Path
     ice_addresses: tuple[str, ...] | None
     share_ttl: float
+    transfer_encrypt: bool
+    """Seal DATA frames (secretstream) on top of DTLS; both peers must agree."""
 
     @property
     def signal_url(self) -> str:

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import signal
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version as package_version
@@ -25,6 +26,8 @@ from daemon.ice import IceConfig
 from daemon.signaling import Limits, MemorySessionStore, SessionStore, SignalingServer
 from daemon.state import StateDB
 from daemon.storage import Inbox, ShareSpool, write_secret_file
+
+from .pairing import ensure_identity
 
 from .appliance import Appliance
 from .config import Config
@@ -87,6 +90,8 @@ async def run_daemon(config: Config) -> None:
     _prepare_state_dir(config.state_dir)
     db = StateDB(config.state_dir / "state.db")
     token = ensure_api_token(config.state_dir)
+    identity = ensure_identity(config.state_dir)
+    log.info("device id %s", identity.device_id)
     ice = IceConfig(addresses=config.ice_addresses)
     inbox = Inbox(config.inbox_dir)
     spool = ShareSpool(config.state_dir / "shares")
@@ -102,6 +107,7 @@ async def run_daemon(config: Config) -> None:
             appliance = Appliance(
                 db=db, inbox=inbox, spool=spool, ice=ice, signal_url=config.signal_url_for(signal_port),
                 http_url=http_url, share_ttl=config.share_ttl, version=package_version("doorstep"),
+                identity=identity, name=socket.gethostname()[:64] or "doorstep", encrypt=config.transfer_encrypt,
             )
             appliance.attach_signaling(signaling.statistics)
             await nursery.start(appliance.run)

@@ -19,6 +19,9 @@ from daemon.storage import Inbox
 from daemon.transfer.errors import TransferFailed, TransferInterrupted
 from daemon.transfer.receiving import ReceiveOutcome, ReceiveReport
 
+from daemon.protocol.auth import AuthMode
+
+from .authentication import Authenticated, Credentials, ModeRefused
 from .backoff import backoff_delay
 from .sessions import receive_over_session
 
@@ -38,6 +41,7 @@ class Fetch:
     signal_url: str
     code: str | None = None
     share_id: str | None = None
+    encrypt: bool = False
 
 
 async def fetch(
@@ -70,9 +74,18 @@ async def fetch(
                 journal.set_state(job.transfer_id, TransferState.ACTIVE)
                 join_failures = 0
                 outcome = await receive_over_session(
-                    session, ice, inbox=inbox, journal=journal, transfer_id=job.transfer_id,
-                    expect_share=share_id, report=report,
+                    session, ice, credentials=_credentials(journal, job), on_authenticated=_remember(journal, job, share_id), encrypt=job.encrypt,
+                    inbox=inbox, journal=journal, transfer_id=job.transfer_id, expect_share=share_id, report=report,
                 )
+        except ModeRefused as exc:
+            if started and job.code is not None and journal.secret("transfer", job.transfer_id) is not None:
+                # The sharer never stored the resume secret (cut off mid-step): prove the code again.
+                journal.forget_secret("transfer", job.transfer_id)
+                continue
+            if not started:
+                raise
+            journal.set_state(job.transfer_id, TransferState.FAILED, str(exc))
+            return None
         except TransferFailed as exc:
             if not started:
                 raise
@@ -102,6 +115,24 @@ async def fetch(
             journal.set_state(job.transfer_id, TransferState.DONE)
             return outcome
         attempt += 1
+
+
+def _credentials(journal: StateDB, job: Fetch) -> Credentials:
+    """Resume with the secret of an earlier authenticated attempt, else prove the code."""
+    secret = journal.secret("transfer", job.transfer_id)
+    if secret is not None:
+        return Credentials(mode=AuthMode.RESUME, passwords={AuthMode.RESUME: secret})
+    if job.code is None:
+        raise TransferFailed("this transfer never authenticated its sharer and its code is gone; fetch it again")
+    return Credentials(mode=AuthMode.CODE, passwords={AuthMode.CODE: job.code.encode()})
+
+
+def _remember(journal: StateDB, job: Fetch, share_id: str):
+    def on_authenticated(auth: Authenticated) -> None:
+        if auth.mode is AuthMode.CODE:  # resumes keep the first session's secret, as the sharer does
+            journal.set_secret("transfer", job.transfer_id, auth.key.resume_secret(share_id))
+
+    return on_authenticated
 
 
 async def _pause(journal: StateDB, transfer_id: str, attempt: int, reason: str) -> None:

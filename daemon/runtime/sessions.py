@@ -1,9 +1,12 @@
-"""One transfer attempt over one signaling session: WebRTC handshake, then the transfer driver.
+"""One transfer attempt over one signaling session: WebRTC handshake, authentication, then the
+transfer driver. Nothing about the share crosses the channel before authentication succeeded.
 
 Shared by the daemon and the standalone CLI, which differ only in where state and files live.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from daemon.ice import IceConfig
 from daemon.peer import Role, SignalChannel, open_data_channel
@@ -14,29 +17,50 @@ from daemon.transfer import ReceiveOutcome, run_receiver, run_sender
 from daemon.transfer.receiving import ReceiveReport, receive_limit
 from daemon.transfer.sending import SendReport
 
+from .authentication import Authenticated, Credentials, authenticate
+
 __all__ = ["send_over_session", "receive_over_session", "CONTROL_RECEIVE_LIMIT"]
 
 # A sender receives only small control frames (acks): a few MiB of queue is plenty.
 CONTROL_RECEIVE_LIMIT = 4 * 1024 * 1024
 
 
+OnAuthenticated = Callable[[Authenticated], None]
+
+
+def _seal_key(auth: Authenticated, encrypt: bool) -> bytes | None:
+    """The DATA-frame key of this session when app-layer encryption is on (both sides must agree)."""
+    return auth.key.derive("doorstep/v1/frames") if encrypt else None
+
+
 async def send_over_session(
     signal: SignalChannel,
     ice: IceConfig,
     *,
+    credentials: Credentials,
+    on_authenticated: OnAuthenticated,
+    role: Role = Role.OFFERER,
+    encrypt: bool = False,
     share_id: str,
     files: tuple[FileRecord, ...],
     share_dir: ShareDir,
     report: SendReport,
 ) -> None:
-    """Offer a data channel over ``signal`` and send the share's files over it."""
+    """Connect over ``signal`` (as ``role``: the host offers, a pushing joiner answers),
+    authenticate the peer, and send the share's files.
+
+    ``on_authenticated`` runs once the peer proved itself, before any file byte moves. Raises
+    AuthenticationFailed (a TransferFailed) when it did not.
+    """
     entries = [FileEntry(path=f.path, size=f.size, sha256=f.sha256) for f in files]
 
     def open_source(index: int):
         return share_dir.open_source(files[index].path)
 
-    async with open_data_channel(signal, Role.OFFERER, ice, receive_limit=CONTROL_RECEIVE_LIMIT) as channel:
-        await run_sender(channel, share_id, entries, open_source, report)
+    async with open_data_channel(signal, role, ice, receive_limit=CONTROL_RECEIVE_LIMIT) as channel:
+        auth = await authenticate(channel, role.value, credentials)
+        on_authenticated(auth)
+        await run_sender(channel, share_id, entries, open_source, report, seal_key=_seal_key(auth, encrypt))
         await channel.wait_flushed()
 
 
@@ -44,16 +68,26 @@ async def receive_over_session(
     signal: SignalChannel,
     ice: IceConfig,
     *,
+    credentials: Credentials,
+    on_authenticated: OnAuthenticated,
+    role: Role = Role.ANSWERER,
+    encrypt: bool = False,
     inbox: Inbox,
     journal: StateDB,
     transfer_id: str,
     expect_share: str | None,
     report: ReceiveReport,
 ) -> ReceiveOutcome:
-    """Answer the sharer's data channel over ``signal`` and receive into ``inbox``."""
-    async with open_data_channel(signal, Role.ANSWERER, ice, receive_limit=receive_limit(262144)) as channel:
+    """Answer the sharer's data channel over ``signal``, authenticate, and receive into ``inbox``.
+
+    ``credentials`` name the mode (code or resume); ``on_authenticated`` runs before the offer is read.
+    """
+    async with open_data_channel(signal, role, ice, receive_limit=receive_limit(262144)) as channel:
+        auth = await authenticate(channel, role.value, credentials)
+        on_authenticated(auth)
         outcome = await run_receiver(
-            channel, inbox=inbox, journal=journal, transfer_id=transfer_id, expect_share=expect_share, report=report
+            channel, inbox=inbox, journal=journal, transfer_id=transfer_id, expect_share=expect_share, report=report,
+            seal_key=_seal_key(auth, encrypt),
         )
         await channel.wait_flushed()
         return outcome

@@ -20,6 +20,7 @@ import trio
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn, TimeRemainingColumn
 
 from daemon.ice import IceConfig
+from daemon.protocol.auth import AuthMode
 from daemon.signaling import JoinFailed, open_signaling
 from daemon.state import Direction, FileRecord, StateDB
 from daemon.storage import Inbox, LocalSources, sha256_file
@@ -28,6 +29,7 @@ from . import bridge
 from .config import Config
 from daemon.transfer.errors import TransferFailed
 
+from .authentication import Authenticated, AuthenticationFailed, Credentials
 from .fetching import RETRYABLE, Fetch, fetch
 from .sessions import send_over_session
 
@@ -68,14 +70,15 @@ def receive(args: argparse.Namespace, config: Config) -> int:
     except (httpx.HTTPError, KeyError, ValueError) as exc:
         return _fail(f"could not ask the appliance for its signaling address: {exc}")
     args.out.mkdir(parents=True, exist_ok=True)
-    return bridge.run(_receive, signal_url, code, args.out, IceConfig(addresses=config.ice_addresses))
+    return bridge.run(_receive, signal_url, code, args.out, IceConfig(addresses=config.ice_addresses),
+                      config.transfer_encrypt)
 
 
-async def _receive(signal_url: str, code: str, out: Path, ice: IceConfig) -> int:
+async def _receive(signal_url: str, code: str, out: Path, ice: IceConfig, encrypt: bool) -> int:
     journal = StateDB(":memory:")
     transfer_id = secrets.token_hex(8)
     journal.add_transfer(transfer_id, Direction.RECEIVE, signal_url=signal_url)
-    job = Fetch(transfer_id=transfer_id, signal_url=signal_url, code=code)
+    job = Fetch(transfer_id=transfer_id, signal_url=signal_url, code=code, encrypt=encrypt)
     with Inbox(out) as inbox, _progress() as progress:
         task = progress.add_task("receiving", total=None)
 
@@ -125,10 +128,12 @@ def send(args: argparse.Namespace, config: Config) -> int:
         FileRecord(index=i, path=name, size=path.stat().st_size, sha256=sha256_file(path))
         for i, (name, path) in enumerate(named)
     )
-    return bridge.run(_send, signal_url, files, sources, IceConfig(addresses=config.ice_addresses))
+    return bridge.run(_send, signal_url, files, sources, IceConfig(addresses=config.ice_addresses),
+                      config.transfer_encrypt)
 
 
-async def _send(signal_url: str, files: tuple[FileRecord, ...], sources: LocalSources, ice: IceConfig) -> int:
+async def _send(signal_url: str, files: tuple[FileRecord, ...], sources: LocalSources, ice: IceConfig,
+                encrypt: bool) -> int:
     share_id = secrets.token_urlsafe(16)
     total = sum(f.size for f in files)
     try:
@@ -138,14 +143,29 @@ async def _send(signal_url: str, files: tuple[FileRecord, ...], sources: LocalSo
             if sys.stdout.isatty():
                 segno.make(hosted.code).terminal(compact=True)
             sys.stdout.flush()
+            passwords = {AuthMode.CODE: hosted.code.encode()}
+
+            def authenticated(auth: Authenticated) -> None:
+                if auth.mode is AuthMode.CODE:
+                    passwords[AuthMode.RESUME] = auth.key.resume_secret(share_id)
+
             with _progress() as progress:
                 task = progress.add_task("sending", total=total)
                 async for session in client.incoming():
                     try:
                         await send_over_session(
-                            session, ice, share_id=share_id, files=files, share_dir=sources,
+                            session, ice, credentials=Credentials(passwords=dict(passwords)),
+                            on_authenticated=authenticated, encrypt=encrypt, share_id=share_id, files=files,
+                            share_dir=sources,
                             report=lambda acked, _moved: progress.update(task, completed=acked),
                         )
+                    except AuthenticationFailed as exc:
+                        if exc.secret_tested and AuthMode.RESUME not in passwords:
+                            return _fail(f"{exc}; the code is burned, send again for a new one")
+                        if exc.secret_tested:
+                            passwords.pop(AuthMode.CODE, None)
+                        print(f"doorstep: {exc}", file=sys.stderr)
+                        continue
                     except RETRYABLE as exc:
                         print(f"doorstep: connection lost ({exc}); waiting for the receiver to resume",
                               file=sys.stderr)

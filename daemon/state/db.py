@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from .records import Direction, FileRecord, ShareRecord, TransferRecord, TransferState
+from .records import DeviceRecord, DeviceStatus, Direction, FileRecord, ShareRecord, TransferRecord, TransferState
 
 __all__ = ["StateDB"]
 
@@ -50,7 +50,24 @@ CREATE TABLE IF NOT EXISTS transfer_files (
     PRIMARY KEY (transfer_id, idx)
 );
 CREATE INDEX IF NOT EXISTS transfers_by_state ON transfers(state);
+CREATE TABLE IF NOT EXISTS secrets (
+    kind   TEXT NOT NULL,
+    id     TEXT NOT NULL,
+    secret BLOB NOT NULL,
+    PRIMARY KEY (kind, id)
+);
+CREATE TABLE IF NOT EXISTS devices (
+    device_id  TEXT PRIMARY KEY,
+    public_key BLOB NOT NULL UNIQUE,
+    name       TEXT NOT NULL,
+    status     TEXT NOT NULL,
+    paired_at  REAL NOT NULL,
+    last_seen  REAL,
+    signal_url TEXT
+);
 """
+# ``secrets`` holds resume secrets (kind "share" for shares we host, "transfer" for transfers we
+# receive). They never appear in records, so nothing that renders a record can leak them.
 
 
 def _files_to_json(files: Iterable[FileRecord]) -> str:
@@ -92,7 +109,11 @@ class StateDB:
         return [self._share(r) for r in self._db.execute("SELECT * FROM shares ORDER BY created_at")]
 
     def remove_share(self, share_id: str) -> None:
-        self._db.execute("DELETE FROM shares WHERE share_id = ?", (share_id,))
+        """Forget the share and its resume secret."""
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute("DELETE FROM shares WHERE share_id = ?", (share_id,))
+            self._db.execute("DELETE FROM secrets WHERE kind = 'share' AND id = ?", (share_id,))
 
     @staticmethod
     def _share(row: sqlite3.Row) -> ShareRecord:
@@ -184,6 +205,19 @@ class StateDB:
         ).fetchone()
         return self._transfer(row) if row else None
 
+    # -- secrets (resume passwords; never part of a record) --------------------------------------
+
+    def set_secret(self, kind: str, key: str, secret: bytes) -> None:
+        """Remember the resume secret of a share (``kind`` "share") or a received transfer ("transfer")."""
+        self._db.execute("INSERT OR REPLACE INTO secrets VALUES (?, ?, ?)", (kind, key, secret))
+
+    def secret(self, kind: str, key: str) -> bytes | None:
+        row = self._db.execute("SELECT secret FROM secrets WHERE kind = ? AND id = ?", (kind, key)).fetchone()
+        return bytes(row["secret"]) if row else None
+
+    def forget_secret(self, kind: str, key: str) -> None:
+        self._db.execute("DELETE FROM secrets WHERE kind = ? AND id = ?", (kind, key))
+
     def set_share_id(self, transfer_id: str, share_id: str) -> None:
         self._db.execute("UPDATE transfers SET share_id = ? WHERE id = ?", (share_id, transfer_id))
 
@@ -193,4 +227,62 @@ class StateDB:
             share_id=row["share_id"], signal_url=row["signal_url"], created_at=row["created_at"],
             updated_at=row["updated_at"], bytes_done=row["bytes_done"], bytes_total=row["bytes_total"],
             bytes_moved=row["bytes_moved"], error=row["error"], files=self.files(row["id"]),
+        )
+
+    # -- devices (paired devices and their pinned public keys) ----------------------------------
+
+    def add_device(self, *, device_id: str, public_key: bytes, name: str, status: DeviceStatus,
+                   signal_url: str | None = None) -> DeviceRecord:
+        """Pin ``public_key`` as ``device_id``. A key pinned already keeps its id and ``paired_at``;
+        its name and status become the given ones (so re-pairing a revoked device approves it only
+        when the caller says so), and its signal URL too unless ``signal_url`` is None.
+
+        Raises :class:`sqlite3.IntegrityError` if ``device_id`` names a different key.
+        """
+        key = bytes(public_key)
+        self._db.execute(
+            "INSERT INTO devices (device_id, public_key, name, status, paired_at, signal_url)"
+            " VALUES (?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (public_key) DO UPDATE SET name = excluded.name, status = excluded.status,"
+            " signal_url = COALESCE(excluded.signal_url, devices.signal_url)",
+            (device_id, key, name, status.value, time.time(), signal_url),
+        )
+        return self.device_by_key(key)  # type: ignore[return-value]
+
+    def get_device(self, device_id: str) -> DeviceRecord | None:
+        row = self._db.execute("SELECT * FROM devices WHERE device_id = ?", (device_id,)).fetchone()
+        return self._device(row) if row else None
+
+    def device_by_key(self, public_key: bytes) -> DeviceRecord | None:
+        row = self._db.execute("SELECT * FROM devices WHERE public_key = ?", (bytes(public_key),)).fetchone()
+        return self._device(row) if row else None
+
+    def list_devices(self) -> list[DeviceRecord]:
+        """Every device, revoked ones included, oldest pairing first."""
+        return [self._device(r) for r in self._db.execute("SELECT * FROM devices ORDER BY paired_at, device_id")]
+
+    def rename_device(self, device_id: str, name: str) -> bool:
+        """False if there is no such device."""
+        return self._db.execute("UPDATE devices SET name = ? WHERE device_id = ?", (name, device_id)).rowcount > 0
+
+    def set_device_status(self, device_id: str, status: DeviceStatus) -> bool:
+        """False if there is no such device."""
+        cursor = self._db.execute("UPDATE devices SET status = ? WHERE device_id = ?", (status.value, device_id))
+        return cursor.rowcount > 0
+
+    def touch_device(self, device_id: str, now: float | None = None) -> None:
+        """Record that the device was just seen (authenticated)."""
+        self._db.execute("UPDATE devices SET last_seen = ? WHERE device_id = ?",
+                         (time.time() if now is None else now, device_id))
+
+    def remove_device(self, device_id: str) -> bool:
+        """Forget the device and its key entirely. False if there is no such device."""
+        return self._db.execute("DELETE FROM devices WHERE device_id = ?", (device_id,)).rowcount > 0
+
+    @staticmethod
+    def _device(row: sqlite3.Row) -> DeviceRecord:
+        return DeviceRecord(
+            device_id=row["device_id"], public_key=bytes(row["public_key"]), name=row["name"],
+            status=DeviceStatus(row["status"]), paired_at=row["paired_at"], last_seen=row["last_seen"],
+            signal_url=row["signal_url"],
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-__all__ = ["Direction", "TransferState", "FileRecord", "ShareRecord", "TransferRecord"]
+__all__ = ["Direction", "TransferState", "FileRecord", "ShareRecord", "TransferRecord", "DeviceStatus", "DeviceRecord"]
 
 
 class Direction(enum.Enum):
@@ -70,3 +70,24 @@ class TransferRecord:
     bytes_moved: int  # payload bytes that crossed the wire, over every attempt (resume efficiency)
     error: str | None
     files: tuple[FileRecord, ...]
+
+
+class DeviceStatus(enum.Enum):
+    """Whether a paired device may connect: only ``APPROVED`` devices are trusted."""
+
+    APPROVED = "approved"
+    PENDING = "pending"  # paired, awaiting the owner's approval
+    REVOKED = "revoked"  # kept (not forgotten) so that refusing it can be explained
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeviceRecord:
+    """One paired device: its pinned Ed25519 public key and what the owner calls it."""
+
+    device_id: str
+    public_key: bytes
+    name: str
+    status: DeviceStatus
+    paired_at: float
+    last_seen: float | None
+    signal_url: str | None  # where its inbox address lives, if it told us

@@ -15,7 +15,9 @@ import pytest
 import trio
 
 from daemon.ice import IceConfig
+from daemon.protocol.auth import AuthMode
 from daemon.runtime import bridge
+from daemon.runtime.authentication import Credentials
 from daemon.runtime.sessions import send_over_session
 from daemon.signaling import open_signaling
 from daemon.state import FileRecord
@@ -64,8 +66,12 @@ def _offer(signal_url: str, daemon: Daemon, named: dict[str, Path]) -> tuple[str
                 nursery.start_soon(fetch)
                 async for session in client.incoming():
                     try:
-                        await send_over_session(session, IceConfig(addresses=("127.0.0.1",)), share_id=share_id,
-                                                files=files, share_dir=LocalSources(named), report=lambda *_: None)
+                        await send_over_session(
+                            session, IceConfig(addresses=("127.0.0.1",)),
+                            credentials=Credentials(passwords={AuthMode.CODE: hosted.code.encode()}),
+                            on_authenticated=lambda _auth: None, share_id=share_id,
+                            files=files, share_dir=LocalSources(named), report=lambda *_: None,
+                        )
                     except TransferFailed as exc:
                         return transfer[0] if transfer else "", exc
                     break

@@ -71,7 +71,8 @@ def test_curl_share_64mib_received_by_cli(daemon: Daemon, tmp_path: Path) -> Non
     signaling = stats["signaling"]
     assert signaling["joins_total"]["result"] == {"ok": 1, "failed": 1}
     assert signaling["connections"] == 1, "only the daemon's own hosting socket stays open"
-    assert signaling["shares"] == 0 and signaling["codes"] == 0 and signaling["rooms"] == 0
+    assert signaling["shares"] == 1, "only the daemon's own inbox address stays hosted"
+    assert signaling["codes"] == 0 and signaling["rooms"] == 0
     assert signaling["connections_opened_total"] == 3 and signaling["connections_refused_total"] == 0
     metrics = daemon.api("GET", "/metrics")
     assert metrics.headers["content-type"].startswith("text/plain")
@@ -107,3 +108,23 @@ def test_wrong_code_is_refused_clearly(daemon: Daemon, tmp_path: Path) -> None:
     assert response.status_code == 404 and response.json()["error"] == "join_failed"
     assert daemon.api("POST", "/api/v1/receive", json={"code": "12ab"}).status_code == 400
     assert daemon.api("POST", "/api/v1/receive", json={"code": "123456", "extra": 1}).status_code == 400
+
+
+def test_encrypted_frames_when_both_sides_turn_them_on(start_daemon, tmp_path: Path) -> None:
+    """``transfer.encrypt`` on both sides: DATA frames are sealed with the session key (a key
+    only the two authenticated peers hold); the file arrives bit-exact."""
+    sealing = start_daemon("sealing", DOORSTEP_TRANSFER_ENCRYPT="true")
+    source = tmp_path / "sealed.bin"
+    digest = random_file(source, 5 * MiB + 3)
+    share = _curl("-T", str(source), "-H", f"@{_auth_header_file(sealing, tmp_path)}", sealing.base + "/api/v1/shares/")
+    out = tmp_path / "out"
+    done = run_cli("receive", share["code"], "--out", str(out), "--signal", sealing.signal_url,
+                   DOORSTEP_TRANSFER_ENCRYPT="true")
+    assert done.returncode == 0, done.stderr + sealing.log_tail()
+    assert sha256_of(out / "sealed.bin") == digest
+
+    plain = tmp_path / "plain"
+    share = _curl("-T", str(source), "-H", f"@{_auth_header_file(sealing, tmp_path)}", sealing.base + "/api/v1/shares/")
+    refused = run_cli("receive", share["code"], "--out", str(plain), "--signal", sealing.signal_url)
+    assert refused.returncode == 1 and "seal" in refused.stderr.lower(), refused.stderr
+    assert not (plain / "sealed.bin").exists()

@@ -1,0 +1,156 @@
+"""The device book: paired devices, their pinned public keys, and whether they are trusted.
+
+Pairing (``pair`` mode of the authentication step) calls :meth:`DeviceBook.pin`; the ``device``
+mode asks :meth:`DeviceBook.trusts` before it accepts a key, and :meth:`DeviceBook.touch` after.
+The owner lists, renames, approves, revokes and forgets devices through the control API. A revoked
+device stays in the book (as revoked) so that refusing it can be explained; forgetting removes it.
+
+Names come from two places and are treated differently: a name the owner types (:meth:`rename`)
+is checked strictly and refused with :class:`BadDeviceName` (a ``ValueError``); a name the peer sent
+while pairing (:meth:`pin`) is only cleaned, since a silly name must not break pairing.
+"""
+
+from __future__ import annotations
+
+import base64
+import builtins
+import unicodedata
+from typing import Any
+
+from daemon.crypto import device_id_of, fingerprint_words, safety_words
+from daemon.facade import BadDeviceName, UnknownDevice
+from daemon.state import DeviceRecord, DeviceStatus, StateDB
+
+__all__ = ["DeviceBook", "UnknownDevice", "BadDeviceName", "MAX_NAME_LENGTH", "check_name"]
+
+MAX_NAME_LENGTH = 64
+_ALLOWED_FORMAT_CHARS = {"\u200d"}  # zero-width joiner: part of many emoji
+
+
+def _unprintable(ch: str) -> bool:
+    """Control, format (bidi overrides, zero-width), surrogate, private-use and line/paragraph
+    separator characters: things that hide or rearrange what a terminal or page shows."""
+    return unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp") and ch not in _ALLOWED_FORMAT_CHARS
+
+
+def check_name(name: object) -> str:
+    """Return ``name`` trimmed (and NFC-normalised) if it is a usable device name.
+
+    Raises :class:`BadDeviceName` (a ``ValueError``) unless it is a string of 1 to
+    :data:`MAX_NAME_LENGTH` characters after trimming, without control or invisible characters.
+    """
+    if not isinstance(name, str):
+        raise BadDeviceName("a device name must be a string")
+    cleaned = unicodedata.normalize("NFC", name).strip()
+    if not cleaned:
+        raise BadDeviceName("a device name must not be empty")
+    if len(cleaned) > MAX_NAME_LENGTH:
+        raise BadDeviceName(f"a device name is at most {MAX_NAME_LENGTH} characters, not {len(cleaned)}")
+    if bad := next((ch for ch in cleaned if _unprintable(ch)), None):
+        raise BadDeviceName(f"a device name must not contain control or invisible characters (found U+{ord(bad):04X})")
+    return cleaned
+
+
+def _peer_name(name: object, device_id: str) -> str:
+    """What to call a device that introduced itself as ``name``: cleaned, never refused."""
+    if isinstance(name, str):
+        text = unicodedata.normalize("NFC", name)
+        printable = "".join(" " if _unprintable(ch) or ch.isspace() else ch for ch in text)
+        cleaned = " ".join(printable.split())[:MAX_NAME_LENGTH].strip()
+        if cleaned:
+            return cleaned
+    return f"device {device_id[:6]}"
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
+
+
+class DeviceBook:
+    """Paired devices kept in the state database. ``own_public_key`` (this install's device key),
+    when given, lets :meth:`describe` show the safety words of each pair."""
+
+    def __init__(self, db: StateDB, *, own_public_key: bytes | None = None) -> None:
+        self._db = db
+        self._own_public_key = bytes(own_public_key) if own_public_key is not None else None
+
+    # -- for the authentication step -------------------------------------------------------------
+
+    def pin(self, public_key: bytes, name: str, *, signal_url: str | None, approved: bool = True) -> DeviceRecord:
+        """Remember ``public_key`` as a paired device, approved or (``approved=False``) pending.
+
+        Pinning a known key again (re-pairing) updates its name, its signal URL (if given) and its
+        status, so a revoked device becomes trusted again only with ``approved=True``. Raises
+        ``ValueError`` unless ``public_key`` is 32 bytes.
+        """
+        device_id = device_id_of(public_key)
+        status = DeviceStatus.APPROVED if approved else DeviceStatus.PENDING
+        return self._db.add_device(device_id=device_id, public_key=bytes(public_key),
+                                   name=_peer_name(name, device_id), status=status, signal_url=signal_url)
+
+    def trusts(self, public_key: bytes) -> bool:
+        """True only if ``public_key`` is pinned and approved (not pending, not revoked)."""
+        record = self.by_key(public_key)
+        return record is not None and record.status is DeviceStatus.APPROVED
+
+    def by_key(self, public_key: bytes) -> DeviceRecord | None:
+        """The device pinned with ``public_key`` (whatever its status), to explain a refusal."""
+        if not isinstance(public_key, (bytes, bytearray, memoryview)):
+            return None
+        return self._db.device_by_key(bytes(public_key))
+
+    def touch(self, device_id: str, now: float | None = None) -> None:
+        """Note that the device just authenticated (its ``last_seen``)."""
+        self._db.touch_device(device_id, now)
+
+    # -- for the owner (control API) -------------------------------------------------------------
+
+    def list(self) -> builtins.list[DeviceRecord]:
+        """Every device, revoked ones included, oldest pairing first."""
+        return self._db.list_devices()
+
+    def get(self, device_id: str) -> DeviceRecord:
+        record = self._db.get_device(device_id)
+        if record is None:
+            raise UnknownDevice(device_id)
+        return record
+
+    def rename(self, device_id: str, name: str) -> DeviceRecord:
+        """Raises :class:`BadDeviceName` (checked first) or :class:`UnknownDevice`."""
+        cleaned = check_name(name)
+        if not self._db.rename_device(device_id, cleaned):
+            raise UnknownDevice(device_id)
+        return self.get(device_id)
+
+    def approve(self, device_id: str) -> DeviceRecord:
+        return self._set_status(device_id, DeviceStatus.APPROVED)
+
+    def revoke(self, device_id: str) -> DeviceRecord:
+        """Stop trusting the device; it stays listed as revoked."""
+        return self._set_status(device_id, DeviceStatus.REVOKED)
+
+    def forget(self, device_id: str) -> None:
+        """Remove the device and its pinned key; it can only come back by pairing again."""
+        if not self._db.remove_device(device_id):
+            raise UnknownDevice(device_id)
+
+    def _set_status(self, device_id: str, status: DeviceStatus) -> DeviceRecord:
+        if not self._db.set_device_status(device_id, status):
+            raise UnknownDevice(device_id)
+        return self.get(device_id)
+
+    def describe(self, record: DeviceRecord) -> dict[str, Any]:
+        """JSON-safe view of ``record``. ``safety_words`` only when the book knows its own key."""
+        out: dict[str, Any] = {
+            "id": record.device_id,
+            "name": record.name,
+            "status": record.status.value,
+            "paired_at": record.paired_at,
+            "last_seen": record.last_seen,
+            "signal_url": record.signal_url,
+            "public_key": _b64url(record.public_key),
+            "fingerprint": list(fingerprint_words(record.public_key)),
+        }
+        if self._own_public_key is not None:
+            out["safety_words"] = list(safety_words(self._own_public_key, record.public_key))
+        return out

@@ -1,0 +1,93 @@
+"""Two real daemons pair with a code, survive restarts, and then move files with no code at all;
+a revoked device is refused before any byte lands."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from tests.integration.harness import Daemon, random_file, sha256_of
+
+pytestmark = pytest.mark.integration
+
+MiB = 1024 * 1024
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _share(daemon: Daemon, path: Path) -> dict:
+    response = daemon.api("PUT", f"/api/v1/shares/{path.name}", content=path.read_bytes())
+    assert response.status_code in (200, 201), response.text
+    return response.json()
+
+
+def _inbox_files(daemon: Daemon) -> dict[str, str]:
+    return {str(p.relative_to(daemon.inbox)): sha256_of(p) for p in daemon.inbox.rglob("*")
+            if p.is_file() and ".doorstep" not in p.parts}
+
+
+def test_pair_restart_push_without_code_then_revoke(start_daemon, tmp_path: Path) -> None:
+    # A keeps a stable signaling port, as an installed appliance does: B pinned its address.
+    a = start_daemon("a", DOORSTEP_SIGNAL_LISTEN=f"127.0.0.1:{_free_port()}")
+    b = start_daemon("b")
+    for daemon in (a, b):
+        assert (daemon.state_dir / "identity.key").stat().st_mode & 0o777 == 0o600
+
+    offer = a.api("POST", "/api/v1/pair", json={})
+    assert offer.status_code == 200, offer.text
+    code = offer.json()["code"]
+    joined = b.api("POST", "/api/v1/pair", json={"code": code, "signal": a.signal_url})
+    assert joined.status_code == 200, joined.text + b.log_tail()
+    a_seen_by_b = joined.json()
+    assert a_seen_by_b["id"] == offer.json()["device_id"] and a_seen_by_b["status"] == "approved"
+
+    again = b.api("POST", "/api/v1/pair", json={"code": code, "signal": a.signal_url})
+    assert again.status_code == 404, "a pairing code works once"
+
+    [b_seen_by_a] = a.api("GET", "/api/v1/devices").json()
+    assert b_seen_by_a["status"] == "approved"
+    assert b_seen_by_a["safety_words"] == a_seen_by_b["safety_words"] and len(a_seen_by_b["safety_words"]) == 5
+
+    for daemon in (a, b):
+        assert daemon.stop() == 0, daemon.log_tail()
+        daemon.start()
+
+    source = tmp_path / "holiday.bin"
+    digest = random_file(source, 3 * MiB + 5)
+    share = _share(b, source)
+    pushed = b.api("POST", f"/api/v1/shares/{share['share_id']}/push", json={"device": a_seen_by_b["id"]})
+    assert pushed.status_code == 202, pushed.text
+    sent = b.wait_transfer(pushed.json()["id"], lambda t: t["state"] == "done")
+    assert sent["bytes_done"] == 3 * MiB + 5
+    assert _inbox_files(a) == {"holiday.bin": digest}, "delivered straight into the inbox, no code"
+
+    revoked = a.api("PATCH", f"/api/v1/devices/{b_seen_by_a['id']}", json={"status": "revoked"})
+    assert revoked.status_code == 200, revoked.text
+    second = tmp_path / "second.bin"
+    random_file(second, 1 * MiB)
+    share = _share(b, second)
+    pushed = b.api("POST", f"/api/v1/shares/{share['share_id']}/push", json={"device": a_seen_by_b["id"]})
+    failed = b.wait_transfer(pushed.json()["id"], lambda t: t["state"] == "failed", timeout=60, allow_failure=True)
+    assert "could not authenticate the peer" in failed["error"]
+    assert failed["bytes_done"] == 0
+    assert _inbox_files(a) == {"holiday.bin": digest}, "nothing from a revoked device lands"
+    refused = [t for t in a.api("GET", "/api/v1/transfers").json() if t["direction"] == "receive"]
+    assert [t["state"] for t in refused] == ["done", "failed"]
+
+
+def test_wrong_pairing_code_and_bad_requests(start_daemon) -> None:
+    a = start_daemon("a")
+    response = a.api("POST", "/api/v1/pair", json={"code": "12345"})
+    assert response.status_code == 400
+    response = a.api("POST", "/api/v1/pair", json={"code": "123456", "signal": a.signal_url, "extra": 1})
+    assert response.status_code == 400
+    response = a.api("POST", "/api/v1/pair", json={"code": "000000", "signal": a.signal_url})
+    assert response.status_code == 404 and response.json()["error"] == "join_failed"
+    response = a.api("POST", "/api/v1/shares/nope-nope-nope-nope/push", json={"device": "x"})
+    assert response.status_code == 404
