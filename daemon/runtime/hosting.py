@@ -114,12 +114,7 @@ class ShareHost:
             try:
                 await standing[1](session)
             finally:
-                with trio.move_on_after(2) as cleanup:
-                    cleanup.shield = True
-                    try:
-                        await session.leave()
-                    except RETRYABLE:
-                        pass
+                await _leave_quietly(session)
             return
         share = self._db.get_share(session.share)
         if share is None:
@@ -169,12 +164,7 @@ class ShareHost:
             self._db.set_state(record.id, TransferState.DONE)
             await self.retire(share.share_id)
         finally:
-            with trio.move_on_after(2) as cleanup:
-                cleanup.shield = True
-                try:
-                    await session.leave()
-                except RETRYABLE:
-                    pass
+            await _leave_quietly(session)
 
     def _credentials(self, share_id: str) -> Credentials:
         passwords: dict[AuthMode, bytes] = {}
@@ -212,3 +202,13 @@ class ShareHost:
                 pass
         self._db.remove_share(share_id)
         self._spool.remove(share_id)
+
+
+async def _leave_quietly(session: SignalSession) -> None:
+    """Leave ``session`` (shielded, at most 2 s); a signaling connection already gone is fine."""
+    with trio.move_on_after(2) as cleanup:
+        cleanup.shield = True
+        try:
+            await session.leave()
+        except RETRYABLE:
+            pass

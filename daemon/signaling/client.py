@@ -683,6 +683,30 @@ async def open_signaling(
     exception raised in the block propagates as itself, not wrapped in an ExceptionGroup.
     """
     target = _parse_url(url)
+    async with _websocket(target, url, connect_timeout, close_timeout) as (ws, nursery):
+        client = SignalingClient(
+            ws,
+            nursery,
+            session_queue_size=session_queue_size,
+            incoming_queue_size=incoming_queue_size,
+        )
+        nursery.start_soon(client._run, partial(_reconnection, target, url, connect_timeout))
+        try:
+            if resume:
+                await client._hello()
+            yield client
+        finally:
+            client._shutdown("signaling client closed", CloseCode.NORMAL)
+
+
+@asynccontextmanager
+async def _websocket(
+    target: _Target, url: str, connect_timeout: float, close_timeout: float
+) -> AsyncIterator[tuple[WebSocketConnection, trio.Nursery]]:
+    """A WebSocket to ``target`` and the nursery its reader runs in, for the block; on exit the
+    socket is closed (waiting at most ``close_timeout``), the nursery cancelled and the TCP stream
+    closed. Raises SignalingConnectError when the connection or the handshake fails; an exception
+    from the block propagates as itself."""
     try:
         with trio.fail_after(connect_timeout):
             stream = await _open_stream(target)
@@ -693,31 +717,15 @@ async def open_signaling(
             try:
                 with trio.fail_after(connect_timeout):
                     ws = await wrap_client_stream(
-                        nursery,
-                        stream,
-                        target.host_header,
-                        target.resource,
-                        max_message_size=MAX_FRAME_BYTES,
+                        nursery, stream, target.host_header, target.resource, max_message_size=MAX_FRAME_BYTES
                     )
             except trio.TooSlowError as exc:
                 raise SignalingConnectError(f"no WebSocket handshake from {url}") from exc
-            client = SignalingClient(
-                ws,
-                nursery,
-                session_queue_size=session_queue_size,
-                incoming_queue_size=incoming_queue_size,
-            )
-            nursery.start_soon(
-                client._run, partial(_reconnection, target, url, connect_timeout)
-            )
             try:
-                if resume:
-                    await client._hello()
-                yield client
+                yield ws, nursery
             finally:
-                client._shutdown("signaling client closed", CloseCode.NORMAL)
                 with trio.move_on_after(close_timeout):
-                    await client._ws.aclose()
+                    await ws.aclose()
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         leaf = _single_leaf(group)
@@ -740,35 +748,7 @@ async def _reconnection(
     Raises SignalingConnectError when the connection or the handshake fails.
     """
     try:
-        with trio.fail_after(connect_timeout):
-            stream = await _open_stream(target)
-    except (OSError, trio.TooSlowError) as exc:
+        async with _websocket(target, url, connect_timeout, 1.0) as (ws, _nursery):
+            yield ws
+    except OSError as exc:  # a socket error raised alone by the reader during the handshake
         raise SignalingConnectError(f"cannot connect to {url}: {exc!r}") from exc
-    try:
-        async with trio.open_nursery() as nursery:
-            try:
-                with trio.fail_after(connect_timeout):
-                    ws = await wrap_client_stream(
-                        nursery,
-                        stream,
-                        target.host_header,
-                        target.resource,
-                        max_message_size=MAX_FRAME_BYTES,
-                    )
-            except trio.TooSlowError as exc:
-                raise SignalingConnectError(f"no WebSocket handshake from {url}") from exc
-            try:
-                yield ws
-            finally:
-                with trio.move_on_after(1):
-                    await ws.aclose()
-                nursery.cancel_scope.cancel()
-    except BaseExceptionGroup as group:
-        leaf = _single_leaf(group)
-        if leaf is None:
-            raise
-        if isinstance(leaf, (HandshakeError, trio.BrokenResourceError, ssl.SSLError, OSError)):
-            raise SignalingConnectError(f"cannot connect to {url}: {leaf!r}") from leaf
-        _raise_alone(leaf)
-    finally:
-        await stream.aclose()
