@@ -97,6 +97,9 @@ class AuthHello:
 
     TYPE: ClassVar[str] = "auth_hello"
     mode: AuthMode
+    seal: bool = False
+    """This side wants DATA frames sealed (app-layer encryption); on if either side wants it.
+    DTLS protects this flag once the step has proved there is nobody in the middle."""
     pake: bytes | None = None
     device_key: bytes | None = None
     ephemeral: bytes | None = None
@@ -105,6 +108,8 @@ class AuthHello:
     def __post_init__(self) -> None:
         if not isinstance(self.mode, AuthMode):
             raise _fail("mode must be an AuthMode")
+        if type(self.seal) is not bool:
+            raise _fail("seal must be a boolean")
         device = (self.device_key, self.ephemeral, self.signature)
         if self.mode is AuthMode.DEVICE:
             if self.pake is not None:
@@ -175,7 +180,10 @@ def encode_auth(message: AuthMessage) -> bytes:
         obj["version"] = AUTH_VERSION
     for field in fields(message):
         value = getattr(message, field.name)
-        if value is None:
+        if value is None or (field.name == "seal" and value is False):
+            continue
+        if isinstance(value, bool):
+            obj[field.name] = value
             continue
         obj[field.name] = _b64(value) if isinstance(value, bytes) else str(value)
     return encode_control_frame(json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode())

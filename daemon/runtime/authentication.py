@@ -79,6 +79,8 @@ class Credentials:
     identity: DeviceIdentity | None = None
     trusts: Callable[[bytes], bool] | None = None
     name: str = "doorstep"
+    seal: bool = False
+    """Ask for sealed DATA frames (``transfer.encrypt``); they are on if either side asks."""
 
     def can(self, mode: AuthMode) -> bool:
         if mode is AuthMode.DEVICE:
@@ -93,6 +95,8 @@ class Authenticated:
 
     key: SessionKey
     mode: AuthMode
+    seal: bool = False
+    """Seal DATA frames with ``key.derive("doorstep/v1/frames")``: either side asked."""
     peer_device_key: bytes | None = None
     peer_name: str | None = None
 
@@ -137,6 +141,7 @@ class _Run:
         """The responder's machine adopts the initiator's mode from its hello."""
         self.decoder = FrameDecoder()
         self.committed = False
+        self.seal = credentials.seal
         """We sent a PAKE hello and have the peer's: a guess was made."""
         ours, theirs = channel.local_fingerprints, channel.remote_fingerprints
         if not ours or not theirs:
@@ -177,8 +182,9 @@ class _Run:
 
     async def _pake(self, mode: AuthMode, peer_hello: AuthHello | None) -> Authenticated:
         pake = CodePake(self.creds.passwords[mode])
-        await self.channel.send(self.machine.send_hello(AuthHello(mode=mode, pake=pake.start())))
+        await self.channel.send(self.machine.send_hello(AuthHello(mode=mode, seal=self.creds.seal, pake=pake.start())))
         hello = peer_hello or await self._expect(AuthHello)
+        self.seal = self.creds.seal or hello.seal
         assert hello.pake is not None
         self.committed = True
         key = pake.finish(hello.pake)
@@ -192,7 +198,7 @@ class _Run:
         self.machine.confirmed()
         if mode is not AuthMode.PAIR:
             self.machine.mark_authenticated()
-            return Authenticated(key, mode=mode)
+            return Authenticated(key, mode=mode, seal=self.seal)
         return await self._exchange_identities(key)
 
     async def _exchange_identities(self, key: SessionKey) -> Authenticated:
@@ -204,7 +210,8 @@ class _Run:
         verify_channel(peer.device_key, peer.signature, label=PAIRING_LABEL, role=self.peer_role,
                        offerer_fingerprint=self.offerer_fp, answerer_fingerprint=self.answerer_fp)
         self.machine.mark_authenticated()
-        return Authenticated(key, mode=AuthMode.PAIR, peer_device_key=peer.device_key, peer_name=peer.name)
+        return Authenticated(key, mode=AuthMode.PAIR, seal=self.seal, peer_device_key=peer.device_key,
+                             peer_name=peer.name)
 
     # -- device --------------------------------------------------------------------------------
 
@@ -214,19 +221,20 @@ class _Run:
         exchange = EphemeralExchange()
         signature = identity.sign_channel(label=DEVICE_AUTH_LABEL, role=self.role, offerer_fingerprint=self.offerer_fp,
                                           answerer_fingerprint=self.answerer_fp, extra=exchange.public_key)
-        hello = AuthHello(mode=AuthMode.DEVICE, device_key=identity.public_key, ephemeral=exchange.public_key,
-                          signature=signature)
+        hello = AuthHello(mode=AuthMode.DEVICE, seal=self.creds.seal, device_key=identity.public_key,
+                          ephemeral=exchange.public_key, signature=signature)
         if peer_hello is not None:  # responder: check the initiator before proving anything
             self._check_device(peer_hello)
         await self.channel.send(self.machine.send_hello(hello))
         peer = peer_hello or self._check_device(await self._expect(AuthHello))
         assert peer.ephemeral is not None
+        self.seal = self.creds.seal or peer.seal
         offerer_eph, answerer_eph = (
             (exchange.public_key, peer.ephemeral) if self.role == "offerer" else (peer.ephemeral, exchange.public_key)
         )
         key = exchange.finish(peer.ephemeral, offerer_public=offerer_eph, answerer_public=answerer_eph)
         self.machine.mark_authenticated()
-        return Authenticated(key, mode=AuthMode.DEVICE, peer_device_key=peer.device_key)
+        return Authenticated(key, mode=AuthMode.DEVICE, seal=self.seal, peer_device_key=peer.device_key)
 
     def _check_device(self, peer: AuthHello) -> AuthHello:
         assert peer.device_key is not None and peer.ephemeral is not None and peer.signature is not None

@@ -6,7 +6,9 @@ Shared by the daemon and the standalone CLI, which differ only in where state an
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from dataclasses import replace
 
 from daemon.ice import IceConfig
 from daemon.peer import Role, SignalChannel, open_data_channel
@@ -21,6 +23,8 @@ from .authentication import Authenticated, Credentials, authenticate
 
 __all__ = ["send_over_session", "receive_over_session", "CONTROL_RECEIVE_LIMIT"]
 
+log = logging.getLogger("doorstep.session")
+
 # A sender receives only small control frames (acks): a few MiB of queue is plenty.
 CONTROL_RECEIVE_LIMIT = 4 * 1024 * 1024
 
@@ -28,9 +32,10 @@ CONTROL_RECEIVE_LIMIT = 4 * 1024 * 1024
 OnAuthenticated = Callable[[Authenticated], None]
 
 
-def _seal_key(auth: Authenticated, encrypt: bool) -> bytes | None:
-    """The DATA-frame key of this session when app-layer encryption is on (both sides must agree)."""
-    return auth.key.derive("doorstep/v1/frames") if encrypt else None
+def _seal_key(auth: Authenticated) -> bytes | None:
+    """The DATA-frame key of this session when app-layer encryption is on (either side asked)."""
+    log.info("peer authenticated (%s); %s", auth.mode, "sealed DATA frames" if auth.seal else "DTLS only")
+    return auth.key.derive("doorstep/v1/frames") if auth.seal else None
 
 
 async def send_over_session(
@@ -58,9 +63,9 @@ async def send_over_session(
         return share_dir.open_source(files[index].path)
 
     async with open_data_channel(signal, role, ice, receive_limit=CONTROL_RECEIVE_LIMIT) as channel:
-        auth = await authenticate(channel, role.value, credentials)
+        auth = await authenticate(channel, role.value, replace(credentials, seal=encrypt))
         on_authenticated(auth)
-        await run_sender(channel, share_id, entries, open_source, report, seal_key=_seal_key(auth, encrypt))
+        await run_sender(channel, share_id, entries, open_source, report, seal_key=_seal_key(auth))
         await channel.wait_flushed()
 
 
@@ -83,11 +88,11 @@ async def receive_over_session(
     ``credentials`` name the mode (code or resume); ``on_authenticated`` runs before the offer is read.
     """
     async with open_data_channel(signal, role, ice, receive_limit=receive_limit(262144)) as channel:
-        auth = await authenticate(channel, role.value, credentials)
+        auth = await authenticate(channel, role.value, replace(credentials, seal=encrypt))
         on_authenticated(auth)
         outcome = await run_receiver(
             channel, inbox=inbox, journal=journal, transfer_id=transfer_id, expect_share=expect_share, report=report,
-            seal_key=_seal_key(auth, encrypt),
+            seal_key=_seal_key(auth),
         )
         await channel.wait_flushed()
         return outcome
