@@ -58,6 +58,11 @@ def _parser() -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=text)
         command.add_argument("--json", action="store_true", help="machine-readable output")
 
+    pair = sub.add_parser("pair", help="pair the local daemon with another appliance (offer a code, or join one)")
+    pair.add_argument("code", nargs="?", help="the other appliance's pairing code (omit to offer one)")
+    pair.add_argument("--signal", help="the other appliance's signaling URL (needed with a code)")
+    pair.add_argument("--json", action="store_true", help="machine-readable output")
+
     peers = sub.add_parser("peers", help="list and manage paired devices (approve, rename, revoke, forget)")
     peers.add_argument("--json", action="store_true", help="machine-readable output")
     actions = peers.add_subparsers(dest="peers_action", metavar="ACTION")
@@ -137,6 +142,8 @@ def _api_endpoint(config) -> tuple[str, dict[str, str]] | None:
 def _api_command(args: argparse.Namespace, config) -> int:
     if args.command == "peers":
         return _peers_command(args, config)
+    if args.command == "pair":
+        return _pair_command(args, config)
     endpoint = _api_endpoint(config)
     if endpoint is None:
         return 2
@@ -209,6 +216,39 @@ def _peers_command(args: argparse.Namespace, config) -> int:
         print(f"{body['name']} ({body['id']}) is now {body['status']}")
         if action == "approve" and body.get("safety_words"):
             print(f"safety words (must match the other device): {' '.join(body['safety_words'])}")
+    return 0
+
+
+def _pair_command(args: argparse.Namespace, config) -> int:
+    """Offer a pairing code (no code given) or join the other appliance's offer."""
+    endpoint = _api_endpoint(config)
+    if endpoint is None:
+        return 2
+    base, headers = endpoint
+    if args.code and not args.signal:
+        print("doorstep: joining a pairing code needs --signal (the other appliance's signaling URL, "
+              "shown where the code was offered)", file=sys.stderr)
+        return 1
+    body = {"code": args.code, "signal": args.signal} if args.code else {}
+    try:
+        with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
+            response = client.post("/pair", json=body)
+    except httpx.HTTPError as exc:
+        print(f"doorstep: the daemon at {base} did not answer: {exc}", file=sys.stderr)
+        return 1
+    if response.is_error:
+        print(f"doorstep: {_api_error(response)}", file=sys.stderr)
+        return 1
+    result = response.json()
+    if args.json:
+        print(json.dumps(result))
+    elif args.code:
+        print(f"paired with {result['name']} ({result['id']})")
+        if result.get("safety_words"):
+            print(f"safety words (must match the other device): {' '.join(result['safety_words'])}")
+    else:
+        print(f"pairing code: {result['code']}  (valid until {_when(result['expires_at'])[-5:]})")
+        print(f"on the other appliance: doorstep pair {result['code']} --signal {result['signal']}")
     return 0
 
 

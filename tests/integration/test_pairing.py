@@ -3,12 +3,13 @@ a revoked device is refused before any byte lands."""
 
 from __future__ import annotations
 
+import json
 import socket
 from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import Daemon, random_file, sha256_of
+from tests.integration.harness import Daemon, random_file, run_cli, sha256_of
 
 pytestmark = pytest.mark.integration
 
@@ -91,3 +92,24 @@ def test_wrong_pairing_code_and_bad_requests(start_daemon) -> None:
     assert response.status_code == 404 and response.json()["error"] == "join_failed"
     response = a.api("POST", "/api/v1/shares/nope-nope-nope-nope/push", json={"device": "x"})
     assert response.status_code == 404
+
+
+def _cli(daemon: Daemon, *args: str):
+    return run_cli(*args, timeout=90, DOORSTEP_STATE_DIR=str(daemon.state_dir),
+                   DOORSTEP_HTTP_LISTEN=f"127.0.0.1:{daemon.runtime['http_port']}")
+
+
+def test_cli_pair_offer_and_join_show_matching_safety_words(start_daemon) -> None:
+    a, b = start_daemon("a"), start_daemon("b")
+    offered = _cli(a, "pair", "--json")
+    assert offered.returncode == 0, offered.stderr
+    offer = json.loads(offered.stdout)
+    missing = _cli(b, "pair", offer["code"])
+    assert missing.returncode == 1 and "--signal" in missing.stderr
+    joined = _cli(b, "pair", offer["code"], "--signal", offer["signal"])
+    assert joined.returncode == 0, joined.stderr + a.log_tail()
+    words = joined.stdout.split("safety words (must match the other device): ")[1].split()
+    assert len(words) == 5
+    listed = json.loads(_cli(a, "peers", "--json").stdout)
+    assert [d["safety_words"] for d in listed] == [words]
+    assert _cli(b, "pair", offer["code"], "--signal", offer["signal"]).returncode == 1, "single use"
