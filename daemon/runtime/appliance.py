@@ -8,6 +8,7 @@ import re
 import secrets
 import time
 from collections import Counter
+from functools import partial
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -29,7 +30,10 @@ from daemon.crypto import device_id_of
 from daemon.peer import open_data_channel
 from daemon.transfer.errors import TransferFailed
 
-from .authentication import AuthenticationFailed, Credentials, authenticate
+from daemon.state import DeviceRecord, DeviceStatus
+from daemon.transfer.receiving import place_held
+
+from .authentication import Authenticated, AuthenticationFailed, Credentials, authenticate
 from .devices import DeviceBook
 from .fetching import RETRYABLE, Fetch, fetch
 from .hosting import ShareHost
@@ -50,7 +54,8 @@ class Appliance:
 
     def __init__(self, *, db: StateDB, inbox: Inbox, spool: ShareSpool, ice: IceConfig, signal_url: str,
                  http_url: str, share_ttl: float, version: str, identity: DeviceIdentity,
-                 name: str = "doorstep", encrypt: bool = False) -> None:
+                 name: str = "doorstep", encrypt: bool = False, unpaired: str = "hold",
+                 per_device: bool = False) -> None:
         self._db = db
         self._inbox = inbox
         self._spool = spool
@@ -66,7 +71,9 @@ class Appliance:
         self.identity = identity
         self._encrypt = encrypt
         self.name = name
-        self.devices = DeviceBook(db, own_public_key=identity.public_key)
+        self.devices = DeviceBook(db, own_public_key=identity.public_key, on_change=self._device_changed)
+        self._unpaired = unpaired
+        self._per_device = per_device
         self._pairings: dict[str, str] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -82,7 +89,7 @@ class Appliance:
 
     def _resume_fetches(self) -> None:
         for record in self._db.list_transfers(unfinished_only=True):
-            if record.direction is not Direction.RECEIVE:
+            if record.direction is not Direction.RECEIVE or record.state is TransferState.HELD:
                 continue
             if record.share_id is None or record.signal_url is None:
                 self._db.set_state(record.id, TransferState.FAILED, "interrupted before the share was reached")
@@ -134,7 +141,7 @@ class Appliance:
 
     def _device_credentials(self, *, initiator: bool) -> Credentials:
         return Credentials(mode=AuthMode.DEVICE if initiator else None, identity=self.identity,
-                           trusts=self.devices.trusts, name=self.name)
+                           trusts=self.devices.trusts, holds=None if initiator else self._may_hold, name=self.name)
 
     async def offer_pairing(self) -> dict[str, Any]:
         """Host a one-time pairing offer; the other device joins with the code it answers."""
@@ -187,29 +194,80 @@ class Appliance:
         return self.devices.describe(record)
 
     async def _receive_push(self, session: SignalSession) -> None:
-        """A device pushes a share to our inbox address: paired devices only, no code."""
+        """A device pushes a share to our inbox address, no code. A paired device's files go
+        straight into the inbox; an unpaired one's (``inbox.unpaired = "hold"``) are received,
+        verified and held until the owner approves the device; a revoked one is refused."""
         transfer_id = secrets.token_hex(8)
         self._db.add_transfer(transfer_id, Direction.RECEIVE)
+        sender: list[DeviceRecord] = []
 
-        def authenticated(auth) -> None:
-            self.devices.touch(device_id_of(auth.peer_device_key))
+        def authenticated(auth: Authenticated) -> None:
+            assert auth.peer_device_key is not None
+            record = self.devices.by_key(auth.peer_device_key)
+            if record is None:  # held: remember who sent it, so the owner can approve
+                record = self.devices.pin(auth.peer_device_key, "", signal_url=None, approved=False)
+                log.info("device %s is not paired; what it sends waits for approval", record.device_id)
+            self.devices.touch(record.device_id)
+            sender.append(record)
+
+        def placement(auth: Authenticated) -> tuple[bool, str]:
+            return auth.peer_trusted, self._device_folder(sender[0]) if auth.peer_trusted else ""
 
         try:
             await receive_over_session(
                 session, self._ice, credentials=self._device_credentials(initiator=False),
-                on_authenticated=authenticated, role=Role.OFFERER, encrypt=self._encrypt, inbox=self._inbox, journal=self._db,
-                transfer_id=transfer_id, expect_share=None, report=lambda done, moved: self._db.set_progress(
-                    transfer_id, done, moved),
+                on_authenticated=authenticated, role=Role.OFFERER, encrypt=self._encrypt, placement=placement,
+                inbox=self._inbox, journal=self._db, transfer_id=transfer_id, expect_share=None,
+                report=lambda done, moved: self._db.set_progress(transfer_id, done, moved),
             )
         except AuthenticationFailed as exc:
             if exc.untrusted_device_key is not None and self.devices.by_key(exc.untrusted_device_key) is None:
-                self.devices.pin(exc.untrusted_device_key, "", signal_url=None, approved=False)
-                log.info("an unpaired device tried to send; it waits for approval")
+                self.devices.pin(exc.untrusted_device_key, "", signal_url=None, approved=False)  # listed, to approve
             self._db.set_state(transfer_id, TransferState.FAILED, str(exc))
+            return
         except (TransferFailed, *RETRYABLE) as exc:
             self._db.set_state(transfer_id, TransferState.FAILED, str(exc))
-        else:
+            return
+        if self.devices.trusts(sender[0].public_key):
             self._db.set_state(transfer_id, TransferState.DONE)
+        else:
+            self._db.hold(transfer_id, sender[0].device_id)
+            log.info("transfer %s from %s is held until the device is approved", transfer_id, sender[0].device_id)
+
+    def _device_folder(self, record: DeviceRecord) -> str:
+        return record.name if self._per_device else ""
+
+    def _may_hold(self, public_key: bytes) -> bool:
+        """An untrusted key may still push (held for approval): unknown or pending, never revoked."""
+        if self._unpaired != "hold":
+            return False
+        record = self.devices.by_key(public_key)
+        return record is None or record.status is DeviceStatus.PENDING
+
+    def _device_changed(self, record: DeviceRecord | None, device_id: str) -> None:
+        """The owner approved, revoked or forgot a device: settle what it sent that was held."""
+        if self._db.held_transfers(device_id):
+            self._spawn(self._settle_held, record, device_id)
+
+    async def _settle_held(self, record: DeviceRecord | None, device_id: str) -> None:
+        approve = record is not None and record.status is DeviceStatus.APPROVED
+        for transfer_id in self._db.held_transfers(device_id):
+            held = self._db.get_transfer(transfer_id)
+            self._db.unhold(transfer_id)
+            if held is None or held.share_id is None:
+                continue
+            if not approve:
+                self._inbox.discard(held.share_id)
+                self._db.set_state(transfer_id, TransferState.FAILED, "the owner refused the sending device")
+                continue
+            try:
+                await trio.to_thread.run_sync(partial(
+                    place_held, self._inbox, self._db, transfer_id, held.share_id, folder=self._device_folder(record)))
+            except (TransferFailed, OSError) as exc:
+                self._db.set_state(transfer_id, TransferState.FAILED, str(exc))
+            else:
+                self._db.set_state(transfer_id, TransferState.DONE)
+                log.info("held transfer %s placed in the inbox", transfer_id)
 
     async def push_share(self, share_id: str, device_id: str) -> str:
         """Send a share to a paired device's inbox, no code. Returns the send transfer's id."""

@@ -78,6 +78,9 @@ class Credentials:
     passwords: Mapping[AuthMode, bytes] = field(default_factory=dict)
     identity: DeviceIdentity | None = None
     trusts: Callable[[bytes], bool] | None = None
+    holds: Callable[[bytes], bool] | None = None
+    """device mode, responder: whether a key that is not trusted may still connect, its transfers
+    held for the owner's approval (``Authenticated.peer_trusted`` is then False)."""
     name: str = "doorstep"
     seal: bool = False
     """Ask for sealed DATA frames (``transfer.encrypt``); they are on if either side asks."""
@@ -99,6 +102,8 @@ class Authenticated:
     """Seal DATA frames with ``key.derive("doorstep/v1/frames")``: either side asked."""
     peer_device_key: bytes | None = None
     peer_name: str | None = None
+    peer_trusted: bool = True
+    """False for a device admitted by ``Credentials.holds``: what it sends waits for approval."""
 
 
 async def authenticate(
@@ -234,7 +239,9 @@ class _Run:
         )
         key = exchange.finish(peer.ephemeral, offerer_public=offerer_eph, answerer_public=answerer_eph)
         self.machine.mark_authenticated()
-        return Authenticated(key, mode=AuthMode.DEVICE, seal=self.seal, peer_device_key=peer.device_key)
+        assert self.creds.trusts is not None and peer.device_key is not None
+        return Authenticated(key, mode=AuthMode.DEVICE, seal=self.seal, peer_device_key=peer.device_key,
+                             peer_trusted=self.creds.trusts(peer.device_key))
 
     def _check_device(self, peer: AuthHello) -> AuthHello:
         assert peer.device_key is not None and peer.ephemeral is not None and peer.signature is not None
@@ -242,7 +249,8 @@ class _Run:
                        offerer_fingerprint=self.offerer_fp, answerer_fingerprint=self.answerer_fp,
                        extra=peer.ephemeral)
         assert self.creds.trusts is not None
-        if not self.creds.trusts(peer.device_key):
+        trusted = self.creds.trusts(peer.device_key)
+        if not trusted and not (self.creds.holds is not None and self.creds.holds(peer.device_key)):
             refused = AuthenticationFailed(f"{FAILURE_TEXT}: its device is not paired with this one, or was revoked")
             refused.untrusted_device_key = peer.device_key
             raise refused

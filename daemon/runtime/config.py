@@ -66,8 +66,20 @@ KEYS: dict[str, tuple[str, Any]] = {
     "signal.allowed_origins": ("", lambda v: _parse_origins(v)),
     "transfer.encrypt": ("false", lambda v: _parse_bool(v)),
     "stun.listen": ("127.0.0.1:3478", Listen.parse),
+    "stun.enabled": ("true", lambda v: _parse_bool(v)),
+    "stun.rate": ("20", lambda v: _parse_positive(v)),
     "turn.enabled": ("false", lambda v: _parse_bool(v)),
+    "turn.listen": ("127.0.0.1:3479", Listen.parse),
+    "turn.relay_ports": ("49160-49359", lambda v: _parse_port_range(v)),
+    "turn.external_ip": ("", str),
+    "turn.realm": ("doorstep", str),
+    "turn.ttl": ("600", lambda v: _parse_ttl(v)),
+    "turn.url": ("", lambda v: _parse_turn_url(v)),
+    "turn.secret_file": ("", str),
+    "ice.public_host": ("", lambda v: _parse_public_host(v)),
     "inbox.dir": ("", str),
+    "inbox.unpaired": ("hold", lambda v: _parse_choice(v, ("hold", "refuse"))),
+    "inbox.per_device": ("false", lambda v: _parse_bool(v)),
     "outbox.dir": ("", str),
     "ice.addresses": ("", parse_addresses),
     "share.ttl": ("86400", lambda v: _parse_positive(v)),
@@ -105,6 +117,53 @@ def _parse_origins(value: str) -> frozenset[str]:
     return frozenset(origins)
 
 
+def _parse_choice(value: str, choices: tuple[str, ...]) -> str:
+    if value.strip() not in choices:
+        raise ValueError(f"{value!r} is not one of {', '.join(choices)}")
+    return value.strip()
+
+
+def _parse_port_range(value: str) -> tuple[int, int]:
+    """``low-high``: UDP ports coturn may relay on (1024..65535, low <= high)."""
+    low, sep, high = value.strip().partition("-")
+    if not sep or not low.isdigit() or not high.isdigit() or not 1024 <= int(low) <= int(high) <= 65535:
+        raise ValueError(f"{value!r} is not a port range like 49160-49359")
+    return int(low), int(high)
+
+
+def _parse_turn_url(value: str) -> str:
+    """'' or a ``turn:``/``turns:`` URL (printable ASCII, no spaces) handed to peers as is."""
+    text = value.strip()
+    if text and (not text.startswith(("turn:", "turns:")) or not all("!" <= c <= "~" for c in text)):
+        raise ValueError(f"{value!r} is not a turn: or turns: URL like turn:turn.example.org:3478")
+    return text
+
+
+def _parse_public_host(value: str) -> str:
+    """'' or the host name or IP address put into the STUN/TURN URLs handed to peers."""
+    text = value.strip().strip("[]")
+    if not text:
+        return ""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        pass
+    labels = text.rstrip(".").split(".")
+    if len(text) > 253 or not all(
+        label and len(label) <= 63 and label.replace("-", "").isalnum() and label.isascii() for label in labels
+    ):
+        raise ValueError(f"{value!r} is neither a host name nor an IP address")
+    return text
+
+
+def _parse_ttl(value: str) -> float:
+    """TURN credential lifetime in seconds: positive, at most 600 (10 minutes)."""
+    ttl = _parse_positive(value)
+    if ttl > 600:
+        raise ValueError(f"{value!r} is longer than 600 s; TURN credentials live 10 minutes at most")
+    return ttl
+
+
 def _parse_positive(value: str) -> float:
     number = float(value)
     if not number > 0:
@@ -124,8 +183,32 @@ class Config:
     signal_allowed_origins: frozenset[str]
     """Browser origins allowed to open signaling sockets besides the control API's own."""
     stun_listen: Listen
+    stun_enabled: bool
+    """Run the embedded STUN responder (Binding requests only) on ``stun.listen``."""
+    stun_rate: float
+    """STUN requests per second answered per source address (a burst of twice that is allowed)."""
     turn_enabled: bool
+    """Supervise a coturn child (or, with ``turn.url``, hand out an external TURN server)."""
+    turn_listen: Listen
+    turn_relay_ports: tuple[int, int]
+    turn_external_ip: str
+    """``public[/private]`` for a home server behind a NAT (coturn's external-ip); '' if none."""
+    turn_realm: str
+    turn_ttl: float
+    """Lifetime of minted TURN credentials (TURN REST scheme), at most 600 s."""
+    turn_url: str
+    """An external TURN server (``turn:host:port``) instead of the managed coturn; '' for ours."""
+    turn_secret_file: str
+    """The external TURN server's shared secret (a file, 0600); ours is generated in the state dir."""
+    ice_public_host: str
+    """Host name or address that STUN/TURN URLs handed to peers carry; '' derives it from the
+    listen addresses."""
     inbox_dir: Path
+    inbox_unpaired: str
+    """What a push from a device that is not paired gets: ``hold`` (received, verified, and kept
+    out of the inbox until the owner approves the device) or ``refuse``."""
+    inbox_per_device: bool
+    """Place pushes from paired devices under ``<inbox>/<device name>/``."""
     outbox_dir: Path
     ice_addresses: tuple[str, ...] | None
     share_ttl: float
@@ -205,4 +288,6 @@ def _build(values: dict[str, Any]) -> Config:
     outbox = Path(values["outbox.dir"]) if values["outbox.dir"] else state_dir / "outbox"
     kwargs = {f.name: values.get(f.name.replace("_", ".", 1)) for f in fields(Config)}
     kwargs.update(state_dir=state_dir, inbox_dir=inbox, outbox_dir=outbox)
+    if kwargs["turn_enabled"] and kwargs["turn_url"] and not kwargs["turn_secret_file"]:
+        raise ConfigError("turn.url (an external TURN server) needs turn.secret_file, its shared secret")
     return Config(**kwargs)

@@ -108,6 +108,7 @@ async def run_daemon(config: Config) -> None:
                 db=db, inbox=inbox, spool=spool, ice=ice, signal_url=config.signal_url_for(signal_port),
                 http_url=http_url, share_ttl=config.share_ttl, version=package_version("doorstep"),
                 identity=identity, name=socket.gethostname()[:64] or "doorstep", encrypt=config.transfer_encrypt,
+                unpaired=config.inbox_unpaired, per_device=config.inbox_per_device,
             )
             appliance.attach_signaling(signaling.statistics)
             await nursery.start(appliance.run)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import builtins
 import unicodedata
+from collections.abc import Callable
 from typing import Any
 
 from daemon.crypto import device_id_of, fingerprint_words, safety_words
@@ -70,8 +71,12 @@ class DeviceBook:
     """Paired devices kept in the state database. ``own_public_key`` (this install's device key),
     when given, lets :meth:`describe` show the safety words of each pair."""
 
-    def __init__(self, db: StateDB, *, own_public_key: bytes | None = None) -> None:
+    def __init__(self, db: StateDB, *, own_public_key: bytes | None = None,
+                 on_change: Callable[[DeviceRecord | None, str], None] | None = None) -> None:
+        """``on_change(record, device_id)`` runs after the owner approves, revokes (record given)
+        or forgets (record None) a device."""
         self._db = db
+        self._on_change = on_change
         self._own_public_key = bytes(own_public_key) if own_public_key is not None else None
 
     # -- for the authentication step -------------------------------------------------------------
@@ -133,11 +138,16 @@ class DeviceBook:
         """Remove the device and its pinned key; it can only come back by pairing again."""
         if not self._db.remove_device(device_id):
             raise UnknownDevice(device_id)
+        if self._on_change is not None:
+            self._on_change(None, device_id)
 
     def _set_status(self, device_id: str, status: DeviceStatus) -> DeviceRecord:
         if not self._db.set_device_status(device_id, status):
             raise UnknownDevice(device_id)
-        return self.get(device_id)
+        record = self.get(device_id)
+        if self._on_change is not None:
+            self._on_change(record, device_id)
+        return record
 
     def describe(self, record: DeviceRecord) -> dict[str, Any]:
         """JSON-safe view of ``record``. ``safety_words`` only when the book knows its own key."""

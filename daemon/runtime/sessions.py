@@ -77,6 +77,7 @@ async def receive_over_session(
     on_authenticated: OnAuthenticated,
     role: Role = Role.ANSWERER,
     encrypt: bool = False,
+    placement: Callable[[Authenticated], tuple[bool, str]] | None = None,
     inbox: Inbox,
     journal: StateDB,
     transfer_id: str,
@@ -86,13 +87,16 @@ async def receive_over_session(
     """Answer the sharer's data channel over ``signal``, authenticate, and receive into ``inbox``.
 
     ``credentials`` name the mode (code or resume); ``on_authenticated`` runs before the offer is read.
+    ``placement(auth)`` -> (place, folder): whether verified files go into the inbox now (False:
+    they are held for approval) and under which subfolder; default (True, "").
     """
     async with open_data_channel(signal, role, ice, receive_limit=receive_limit(262144)) as channel:
         auth = await authenticate(channel, role.value, replace(credentials, seal=encrypt))
         on_authenticated(auth)
+        place, folder = placement(auth) if placement is not None else (True, "")
         outcome = await run_receiver(
             channel, inbox=inbox, journal=journal, transfer_id=transfer_id, expect_share=expect_share, report=report,
-            seal_key=_seal_key(auth),
+            seal_key=_seal_key(auth), place=place, folder=folder,
         )
         await channel.wait_flushed()
         return outcome

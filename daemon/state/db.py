@@ -56,6 +56,10 @@ CREATE TABLE IF NOT EXISTS secrets (
     secret BLOB NOT NULL,
     PRIMARY KEY (kind, id)
 );
+CREATE TABLE IF NOT EXISTS held (
+    transfer_id TEXT PRIMARY KEY REFERENCES transfers(id) ON DELETE CASCADE,
+    device_id   TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS devices (
     device_id  TEXT PRIMARY KEY,
     public_key BLOB NOT NULL UNIQUE,
@@ -217,6 +221,23 @@ class StateDB:
 
     def forget_secret(self, kind: str, key: str) -> None:
         self._db.execute("DELETE FROM secrets WHERE kind = ? AND id = ?", (kind, key))
+
+    # -- transfers held for approval ------------------------------------------------------------
+
+    def hold(self, transfer_id: str, device_id: str) -> None:
+        """Mark a received transfer as held until ``device_id`` is approved (state HELD)."""
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute("INSERT OR REPLACE INTO held VALUES (?, ?)", (transfer_id, device_id))
+            self._db.execute("UPDATE transfers SET state = ?, updated_at = ? WHERE id = ?",
+                             (TransferState.HELD.value, time.time(), transfer_id))
+
+    def held_transfers(self, device_id: str) -> list[str]:
+        rows = self._db.execute("SELECT transfer_id FROM held WHERE device_id = ?", (device_id,))
+        return [r["transfer_id"] for r in rows]
+
+    def unhold(self, transfer_id: str) -> None:
+        self._db.execute("DELETE FROM held WHERE transfer_id = ?", (transfer_id,))
 
     def set_share_id(self, transfer_id: str, share_id: str) -> None:
         self._db.execute("UPDATE transfers SET share_id = ? WHERE id = ?", (share_id, transfer_id))

@@ -20,6 +20,7 @@ class TransferState(enum.Enum):
     DONE = "done"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    HELD = "held"  # received and verified from an unpaired device; waits for the owner's approval
 
     @property
     def finished(self) -> bool:

@@ -48,13 +48,16 @@ class ReceiveOutcome:
 
 class _Receiving:
     def __init__(self, transport: MessageTransport, inbox: Inbox, journal: StateDB, transfer_id: str,
-                 expect_share: str | None, report: ReceiveReport, seal_key: bytes | None) -> None:
+                 expect_share: str | None, report: ReceiveReport, seal_key: bytes | None,
+                 place: bool = True, folder: str = "") -> None:
         self.transport = transport
         self.inbox = inbox
         self.journal = journal
         self.transfer_id = transfer_id
         self.expect_share = expect_share
         self.report = report
+        self.place = place
+        self.folder = folder
         self.machine = TransferReceiver(sealing=None if seal_key is None else SealingKey(seal_key))
         self.share_id: str | None = None
         self.files: tuple[FileRecord, ...] = ()
@@ -145,9 +148,13 @@ class _Receiving:
                 self.inbox.discard_partial(self.share_id, event.file)
                 await self.send(self.machine.file_failed(event.file, "SHA-256 mismatch"))
                 raise TransferInterrupted(f"{record.path}: SHA-256 mismatch; the file will be fetched again")
-            final = await trio.to_thread.run_sync(self.inbox.finalize, part, record.path)
-            self.journal.set_final_path(self.transfer_id, event.file, final)
             self.durable[event.file] = record.size
+            if self.place:
+                relpath = f"{self.folder}/{record.path}" if self.folder else record.path
+                final = await trio.to_thread.run_sync(self.inbox.finalize, part, relpath)
+                self.journal.set_final_path(self.transfer_id, event.file, final)
+            else:  # verified and durable, kept as its .part until placed by place_held()
+                part.close()
             self._report()
         await self.send(self.machine.file_verified(event.file))
 
@@ -192,6 +199,8 @@ async def run_receiver(
     expect_share: str | None,
     report: ReceiveReport,
     seal_key: bytes | None = None,
+    place: bool = True,
+    folder: str = "",
 ) -> ReceiveOutcome:
     """Receive one transfer into ``inbox``; ``transfer_id`` is our journal's record.
 
@@ -201,8 +210,12 @@ async def run_receiver(
     TransferInterrupted (resumable; TamperedData when a sealed frame did not open: nothing from it
     was written and no file was finalized without its authenticated FINAL chunk) or TransferFailed
     (SealingMismatch when one side seals and the other does not).
+
+    ``place=False`` keeps every verified file as its partial (for a transfer held until the owner
+    approves its sender; :func:`place_held` finishes it). ``folder``: a subfolder of the inbox
+    (sanitized like any received path) to place the files under.
     """
-    state = _Receiving(transport, inbox, journal, transfer_id, expect_share, report, seal_key)
+    state = _Receiving(transport, inbox, journal, transfer_id, expect_share, report, seal_key, place, folder)
     try:
         return await state.run()
     except ProtocolError as exc:
@@ -214,3 +227,24 @@ async def run_receiver(
         raise TransferInterrupted(f"the sender broke the protocol: {exc}") from exc
     finally:
         state.close()
+
+
+def place_held(inbox: Inbox, journal: StateDB, transfer_id: str, share_id: str, *, folder: str = "") -> None:
+    """Place the files of a transfer received with ``place=False``: each partial is verified again
+    (it sat on disk meanwhile) and finalized under ``folder``. Blocking (hashes whole files): run it
+    in a thread. Raises TransferFailed when a file no longer verifies (it is discarded)."""
+    for record in journal.files(transfer_id):
+        if record.final_path is not None:
+            continue
+        part = inbox.open_partial(share_id, record.index, record.size, record.size)
+        try:
+            if part.offset != record.size or not part.verify(record.sha256):
+                part.close()
+                inbox.discard_partial(share_id, record.index)
+                raise TransferFailed(f"{record.path}: the held copy no longer verifies")
+            relpath = f"{folder}/{record.path}" if folder else record.path
+            journal.set_final_path(transfer_id, record.index, inbox.finalize(part, relpath))
+        except BaseException:
+            part.close()
+            raise
+    inbox.discard(share_id)

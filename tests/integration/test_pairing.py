@@ -113,3 +113,76 @@ def test_cli_pair_offer_and_join_show_matching_safety_words(start_daemon) -> Non
     listed = json.loads(_cli(a, "peers", "--json").stdout)
     assert [d["safety_words"] for d in listed] == [words]
     assert _cli(b, "pair", offer["code"], "--signal", offer["signal"]).returncode == 1, "single use"
+
+
+def _pair(a: Daemon, b: Daemon) -> tuple[str, str]:
+    """Pair b with a (b joins a's offer); returns (a's id as b knows it, b's id as a knows it)."""
+    code = a.api("POST", "/api/v1/pair", json={}).json()["code"]
+    joined = b.api("POST", "/api/v1/pair", json={"code": code, "signal": a.signal_url})
+    assert joined.status_code == 200, joined.text
+    [b_seen_by_a] = a.api("GET", "/api/v1/devices").json()
+    return joined.json()["id"], b_seen_by_a["id"]
+
+
+def _push(b: Daemon, a_id: str, path: Path) -> dict:
+    share = _share(b, path)
+    pushed = b.api("POST", f"/api/v1/shares/{share['share_id']}/push", json={"device": a_id})
+    assert pushed.status_code == 202, pushed.text
+    return b.wait_transfer(pushed.json()["id"], lambda t: t["state"] in ("done", "failed"), allow_failure=True)
+
+
+def test_push_from_an_unpaired_device_waits_for_approval(start_daemon, tmp_path: Path) -> None:
+    a = start_daemon("a", DOORSTEP_INBOX_PER_DEVICE="true")
+    b = start_daemon("b")
+    a_id, b_id = _pair(a, b)
+    assert a.api("DELETE", f"/api/v1/devices/{b_id}").status_code == 204  # a forgets b
+
+    source = tmp_path / "unasked.bin"
+    digest = random_file(source, 2 * MiB + 1)
+    assert _push(b, a_id, source)["state"] == "done", "received and verified by a, but held"
+    held = [t for t in a.api("GET", "/api/v1/transfers").json() if t["direction"] == "receive"]
+    assert [t["state"] for t in held] == ["held"]
+    assert _inbox_files(a) == {}, "nothing in the inbox before approval"
+    [pending] = a.api("GET", "/api/v1/devices").json()
+    assert pending["id"] == b_id and pending["status"] == "pending"
+
+    assert a.api("PATCH", f"/api/v1/devices/{b_id}", json={"status": "approved", "name": "bee"}).status_code == 200
+    a.wait_transfer(held[0]["id"], lambda t: t["state"] == "done", timeout=30)
+    assert _inbox_files(a) == {"bee/unasked.bin": digest}, "placed after approval, in the device's folder"
+
+    second = tmp_path / "second.bin"
+    digest2 = random_file(second, 1000)
+    assert _push(b, a_id, second)["state"] == "done"
+    assert _inbox_files(a) == {"bee/unasked.bin": digest, "bee/second.bin": digest2}, "now straight in"
+
+
+def test_refused_and_discarded_when_the_owner_says_no(start_daemon, tmp_path: Path) -> None:
+    a = start_daemon("a")
+    b = start_daemon("b")
+    a_id, b_id = _pair(a, b)
+    a.api("DELETE", f"/api/v1/devices/{b_id}")
+    source = tmp_path / "spam.bin"
+    random_file(source, 1 * MiB)
+    _push(b, a_id, source)
+    [held] = [t for t in a.api("GET", "/api/v1/transfers").json() if t["direction"] == "receive"]
+    assert held["state"] == "held"
+    assert a.api("PATCH", f"/api/v1/devices/{b_id}", json={"status": "revoked"}).status_code == 200
+    a.wait_transfer(held["id"], lambda t: t["state"] == "failed", timeout=30, allow_failure=True)
+    assert _inbox_files(a) == {}
+    assert not list((a.inbox / ".doorstep" / "partial").iterdir()), "the held bytes are gone"
+    again = _push(b, a_id, source)
+    assert again["state"] == "failed" and "could not authenticate the peer" in again["error"]
+
+
+def test_unpaired_refuse_policy(start_daemon, tmp_path: Path) -> None:
+    a = start_daemon("a", DOORSTEP_INBOX_UNPAIRED="refuse")
+    b = start_daemon("b")
+    a_id, b_id = _pair(a, b)
+    a.api("DELETE", f"/api/v1/devices/{b_id}")
+    source = tmp_path / "nope.bin"
+    random_file(source, 1000)
+    refused = _push(b, a_id, source)
+    assert refused["state"] == "failed" and refused["bytes_done"] == 0
+    assert _inbox_files(a) == {}
+    [listed] = a.api("GET", "/api/v1/devices").json()
+    assert listed["status"] == "pending", "listed so that the owner can approve it"
