@@ -47,6 +47,11 @@ __all__ = [
     "MAX_ROOM_NAME_CHARS",
     "MAX_ROOM_PASSWORD_CHARS",
     "MAX_ROOM_MEMBERS_LISTED",
+    "MAX_ICE_SERVERS",
+    "MAX_ICE_URLS",
+    "MAX_ICE_URL_CHARS",
+    "MAX_ICE_USERNAME_CHARS",
+    "MAX_ICE_CREDENTIAL_CHARS",
     "MessageType",
     "ErrorCode",
     "CloseCode",
@@ -116,6 +121,13 @@ MAX_ROOM_NAME_CHARS: Final = 64
 MAX_ROOM_PASSWORD_CHARS: Final = 256
 MAX_ROOM_MEMBERS_LISTED: Final = 256
 """Longest ``room_joined.members`` list (servers cap rooms well below this)."""
+MAX_ICE_SERVERS: Final = 4
+"""Most entries in an ``ice`` list (``joined``/``peer``)."""
+MAX_ICE_URLS: Final = 4
+"""Most ``urls`` of one ICE server."""
+MAX_ICE_URL_CHARS: Final = 256
+MAX_ICE_USERNAME_CHARS: Final = 256
+MAX_ICE_CREDENTIAL_CHARS: Final = 256
 
 _SHARE_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -124,6 +136,8 @@ _ERROR_CODE = re.compile(r"[a-z0-9_]{1,64}")
 _ROOM_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _RESUME_TOKEN = re.compile(r"[A-Za-z0-9_-]{32,64}")
 _MEMBER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_ICE_URL = re.compile(r"(?:stun|turns?):[\x21-\x7e]+")
+_ICE_SERVER_FIELDS = frozenset({"urls", "username", "credential"})
 
 
 class MessageType(enum.StrEnum):
@@ -323,6 +337,41 @@ def _check_json_object(name: str, value: object) -> None:
             raise _fail(f"{name} holds a {type(item).__name__}, which is not a JSON value")
 
 
+def _check_ice(value: object) -> None:
+    """``value`` is None or a list of ICE servers ``{urls, username?, credential?}`` (the
+    ``RTCIceServer`` shape, ``urls`` always a list). Messages never echo a username or a
+    credential: they are secrets."""
+    if value is None:
+        return
+    if type(value) is not list or not 1 <= len(value) <= MAX_ICE_SERVERS:
+        raise _fail(f"ice must be a list of 1..{MAX_ICE_SERVERS} servers")
+    for server in value:
+        if type(server) is not dict:
+            raise _fail("ice[] must be objects")
+        unknown = server.keys() - _ICE_SERVER_FIELDS
+        if unknown:
+            raise _fail(f"ice[]: unknown field {_short(next(iter(unknown)))}")
+        urls = server.get("urls")
+        if type(urls) is not list or not 1 <= len(urls) <= MAX_ICE_URLS:
+            raise _fail(f"ice[].urls must be a list of 1..{MAX_ICE_URLS} URLs")
+        for url in urls:
+            if type(url) is not str or len(url) > MAX_ICE_URL_CHARS or _ICE_URL.fullmatch(url) is None:
+                raise _fail(
+                    f"ice[].urls[] must be stun:, turn: or turns: URLs of at most "
+                    f"{MAX_ICE_URL_CHARS} printable ASCII characters"
+                )
+        if ("username" in server) != ("credential" in server):
+            raise _fail("ice[]: username and credential go together")
+        if "username" in server:
+            for name, limit in (
+                ("username", MAX_ICE_USERNAME_CHARS),
+                ("credential", MAX_ICE_CREDENTIAL_CHARS),
+            ):
+                item = server[name]
+                if type(item) is not str or not 1 <= len(item) <= limit or not _is_encodable(item):
+                    raise _fail(f"ice[].{name} must be a string of 1..{limit} characters")
+
+
 def _optional() -> Any:
     """A field that may be absent on the wire (then ``None``); an explicit null is invalid."""
     return field(default=None, metadata={"omit_none": True})
@@ -469,30 +518,37 @@ class Unhosted:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Joined:
-    """The reply to a successful ``join``: ``session`` now links this socket with the host."""
+    """The reply to a successful ``join``: ``session`` now links this socket with the host.
+    ``ice``: the STUN/TURN servers (with fresh TURN credentials) this end may use, if the server
+    hands any out."""
 
     TYPE: ClassVar[MessageType] = MessageType.JOINED
     session: str
     share: str
+    ice: list[dict[str, Any]] | None = _optional()
     id: RequestId | None = _optional()
 
     def __post_init__(self) -> None:
         _check_session("session", self.session)
         _check_share("share", self.share)
+        _check_ice(self.ice)
         _check_id(self.id)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Peer:
-    """Sent to a host: someone joined ``share``; ``session`` links them."""
+    """Sent to a host: someone joined ``share``; ``session`` links them. ``ice`` as in
+    :class:`Joined`."""
 
     TYPE: ClassVar[MessageType] = MessageType.PEER
     session: str
     share: str
+    ice: list[dict[str, Any]] | None = _optional()
 
     def __post_init__(self) -> None:
         _check_session("session", self.session)
         _check_share("share", self.share)
+        _check_ice(self.ice)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

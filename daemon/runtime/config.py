@@ -81,6 +81,8 @@ KEYS: dict[str, tuple[str, Any]] = {
     "inbox.unpaired": ("hold", lambda v: _parse_choice(v, ("hold", "refuse"))),
     "inbox.per_device": ("false", lambda v: _parse_bool(v)),
     "outbox.dir": ("", str),
+    "outbox.after_send": ("move", lambda v: _parse_choice(v, ("move", "delete", "keep"))),
+    "outbox.settle": ("2", lambda v: _parse_positive(v)),
     "ice.addresses": ("", parse_addresses),
     "share.ttl": ("86400", lambda v: _parse_positive(v)),
 }
@@ -145,9 +147,13 @@ def _parse_public_host(value: str) -> str:
     if not text:
         return ""
     try:
-        return str(ipaddress.ip_address(text))
+        address = ipaddress.ip_address(text)
     except ValueError:
         pass
+    else:
+        if address.version == 6:  # aiortc cannot parse stun:/turn: URLs with IPv6 literals
+            raise ValueError(f"{value!r}: use a host name (or an IPv4 address) for IPv6 peers")
+        return str(address)
     labels = text.rstrip(".").split(".")
     if len(text) > 253 or not all(
         label and len(label) <= 63 and label.replace("-", "").isalnum() and label.isascii() for label in labels
@@ -210,6 +216,11 @@ class Config:
     inbox_per_device: bool
     """Place pushes from paired devices under ``<inbox>/<device name>/``."""
     outbox_dir: Path
+    outbox_after_send: str
+    """What becomes of a file of the outbox once its device has it: ``move`` (to ``sent/`` in
+    its folder), ``delete`` or ``keep`` (that version is never sent again)."""
+    outbox_settle: float
+    """Seconds a dropped file must stay unchanged before it is sent."""
     ice_addresses: tuple[str, ...] | None
     share_ttl: float
     transfer_encrypt: bool
@@ -219,6 +230,11 @@ class Config:
     def signal_url(self) -> str:
         """The signaling URL clients are told to use."""
         return self.signal_public_url or f"ws://{self.signal_listen.connect_host}:{self.signal_listen.port}/signal/v1"
+
+    def local_signal_url(self, port: int) -> str:
+        """Where this daemon reaches its own signaling server (never through the public URL,
+        which behind a home NAT would need the router to loop back)."""
+        return f"ws://{self.signal_listen.connect_host}:{port}/signal/v1"
 
     def signal_url_for(self, port: int) -> str:
         """The URL of our own signaling server once bound to ``port`` (port 0 resolves at start)."""

@@ -55,6 +55,7 @@ from trio_websocket import (
     wrap_client_stream,
 )
 
+from daemon.ice import IceServer
 from daemon.protocol.signaling import (
     MAX_FRAME_BYTES,
     ClientMessage,
@@ -145,14 +146,24 @@ class _Waiter:
 class SignalSession:
     """One end of a session: opaque JSON objects to and from the other end.
 
+    ``ice_servers``: the STUN/TURN servers the signaling server handed out for this session
+    (``joined``/``peer``), TURN credentials included; empty when it sent none.
+
     Usable as an async context manager that leaves on exit.
     """
 
     def __init__(
-        self, client: SignalingClient, *, session: str, share: str, queue_size: int
+        self,
+        client: SignalingClient,
+        *,
+        session: str,
+        share: str,
+        queue_size: int,
+        ice_servers: tuple[IceServer, ...] = (),
     ) -> None:
         self.session = session
         self.share = share
+        self.ice_servers = ice_servers
         self._client = client
         self._send_channel, self._receive_channel = trio.open_memory_channel[dict[str, Any]](
             queue_size
@@ -398,9 +409,15 @@ class SignalingClient:
             raise _error_from(reply)
         return reply
 
-    def _open_session(self, *, session: str, share: str) -> SignalSession:
+    def _open_session(
+        self, *, session: str, share: str, ice: list[dict[str, Any]] | None
+    ) -> SignalSession:
         signal_session = SignalSession(
-            self, session=session, share=share, queue_size=self._session_queue_size
+            self,
+            session=session,
+            share=share,
+            queue_size=self._session_queue_size,
+            ice_servers=_ice_servers(ice),
         )
         self._sessions[session] = signal_session
         return signal_session
@@ -556,7 +573,9 @@ class SignalingClient:
             if waiter is not None:
                 waiter.resolve(message)
         elif isinstance(message, Peer):
-            session = self._open_session(session=message.session, share=message.share)
+            session = self._open_session(
+                session=message.session, share=message.share, ice=message.ice
+            )
             try:
                 self._incoming_send.send_nowait(session)
             except (trio.WouldBlock, trio.ClosedResourceError):
@@ -566,7 +585,9 @@ class SignalingClient:
                 self._abandon(session, "refused: incoming queue full")
         elif isinstance(message, Joined):
             waiter = self._waiter_for(message.id)
-            session = self._open_session(session=message.session, share=message.share)
+            session = self._open_session(
+                session=message.session, share=message.share, ice=message.ice
+            )
             if waiter is None:  # the join was cancelled meanwhile
                 self._abandon(session)
             else:
@@ -585,6 +606,18 @@ class SignalingClient:
 _RESUMABLE = frozenset({None, 1005, 1006, int(CloseCode.HEARTBEAT_TIMEOUT)})
 """Close codes after which the client tries to resume: no close frame (the TCP connection
 died) or missed heartbeats. Every other code was a deliberate close."""
+
+
+def _ice_servers(ice: list[dict[str, Any]] | None) -> tuple[IceServer, ...]:
+    """The ``ice`` field of ``joined``/``peer`` (already validated by the message layer)."""
+    return tuple(
+        IceServer(
+            urls=tuple(server["urls"]),
+            username=server.get("username"),
+            credential=server.get("credential"),
+        )
+        for server in ice or ()
+    )
 
 
 def _error_from(reply: Error) -> SignalingError:

@@ -76,6 +76,7 @@ from daemon.signaling.store import (
 )
 
 __all__ = [
+    "IceServers",
     "ServerConnection",
     "Identity",
     "Outcome",
@@ -92,6 +93,10 @@ JOIN_FAILED_MESSAGE = "no such code or share"
 
 _CLEANUP_TIMEOUT = 5.0
 _SHUTDOWN_GRACE = 0.25
+
+IceServers = Callable[[str], list[dict[str, Any]]]
+"""Given a session id, the ICE servers (``{"urls": [...], "username"?, "credential"?}``) both of
+its ends may use, with credentials minted for that session."""
 
 
 class Outcome(enum.Enum):
@@ -220,8 +225,10 @@ class ServerConnection:
         missed_heartbeats: int,
         join_timeout: float,
         close_timeout: float,
+        ice_servers: IceServers | None = None,
     ) -> None:
         self.id = identity.conn_id
+        self._ice_servers = ice_servers
         self.ip = identity.ip
         self._identity = identity
         self._resume = resume
@@ -498,13 +505,25 @@ class ServerConnection:
             return
         self._counters.joins_ok += 1
         self._engaged()
+        joined = self._joined(record.session, record.share, message.id)
         # Reply before telling the host, so nothing the host relays can overtake ``joined``.
-        await self._send(Joined(session=record.session, share=record.share, id=message.id))
-        if not await self._store.deliver(
-            record.host, serialize(Peer(session=record.session, share=record.share))
-        ):
+        await self._send(joined)
+        peer = Peer(session=record.session, share=record.share, ice=joined.ice)
+        if not await self._store.deliver(record.host, serialize(peer)):
             if await self._store.end_session(record.session, self.id) is not None:
                 await self._send(Left(session=record.session))
+
+    def _joined(self, session: str, share: str, request_id: Any) -> Joined:
+        """The ``joined`` reply, with the session's ICE servers when the server hands any out
+        (one mint per session: both ends get the same list). A failure to make them is logged
+        (never the servers themselves: they hold credentials) and the join goes on without."""
+        if self._ice_servers is not None:
+            try:
+                ice = self._ice_servers(session) or None
+                return Joined(session=session, share=share, ice=ice, id=request_id)
+            except Exception:
+                logger.exception("no ICE servers for signaling session %s", session)
+        return Joined(session=session, share=share, id=request_id)
 
     async def _on_relay(self, message: Relay) -> None:
         record = await self._store.get_session(message.session)

@@ -34,6 +34,7 @@ from trio_websocket import (
 from daemon.protocol.signaling import MAX_FRAME_BYTES, SIGNALING_PATH
 from daemon.signaling.connection import (
     Handoff,
+    IceServers,
     Identity,
     Outcome,
     ResumeDesk,
@@ -104,6 +105,10 @@ class SignalingServer:
         close_timeout: seconds to wait for a closing handshake before dropping the TCP stream.
         resume_grace: seconds the state of a lost socket that asked for a resume token
             (``hello``) waits for a ``resume`` before it is dropped.
+        ice_servers: given a session id, the STUN/TURN servers (``RTCIceServer``-shaped dicts,
+            TURN credentials minted for that session) handed to both ends of a new session in
+            ``joined`` and ``peer``; called once per session, synchronously. ``None`` or an
+            empty list: no ``ice`` field.
     """
 
     def __init__(
@@ -118,6 +123,7 @@ class SignalingServer:
         handshake_timeout: float = 10.0,
         close_timeout: float = 5.0,
         resume_grace: float = 30.0,
+        ice_servers: IceServers | None = None,
     ) -> None:
         if heartbeat_interval is not None and heartbeat_interval <= 0:
             raise ValueError("heartbeat_interval must be positive or None")
@@ -140,6 +146,7 @@ class SignalingServer:
         if resume_grace <= 0:
             raise ValueError("resume_grace must be positive")
         self._resume = ResumeDesk(resume_grace)
+        self._ice_servers = ice_servers
 
     async def serve(
         self,
@@ -301,6 +308,7 @@ class SignalingServer:
             missed_heartbeats=self._missed_heartbeats,
             join_timeout=self._join_timeout,
             close_timeout=self._close_timeout,
+            ice_servers=self._ice_servers,
         )
 
     async def _park(self, identity: Identity) -> Handoff | None:
