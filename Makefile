@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 # Debian packages the test suite drives for real.
-TEST_DEBS := curl iproute2 procps redis-server
+TEST_DEBS := curl iproute2 procps redis-server coturn iptables
 
 .PHONY: run test venv bench clean
 
