@@ -6,7 +6,8 @@ so async callers run it in a worker thread.
 
 Modules: ``names`` (peer names -> safe components), ``dirfd`` (the no-follow, fd-relative choke
 point), ``atomic`` (atomic replacement of whole files), ``partial`` and ``inbox`` (receiving),
-``shares`` and ``source`` (files to send), ``hashing``, ``space``.
+``shares`` and ``source`` (files to send), ``outbox`` (watched folders people drop files into),
+``hashing``, ``space``.
 """
 
 from .atomic import AtomicWriter as AtomicWriter
@@ -19,6 +20,11 @@ from .names import UnsafeName as UnsafeName
 from .names import numbered_name as numbered_name
 from .names import sanitize_relpath as sanitize_relpath
 from .names import validate_id as validate_id
+from .outbox import Fingerprint as Fingerprint
+from .outbox import OutboxDir as OutboxDir
+from .outbox import SourceChanged as SourceChanged
+from .outbox import SpooledFile as SpooledFile
+from .outbox import spool_source as spool_source
 from .partial import PartialFile as PartialFile
 from .shares import ShareDir as ShareDir
 from .shares import ShareFileWriter as ShareFileWriter
@@ -29,19 +35,24 @@ from .space import free_bytes as free_bytes
 
 __all__ = [
     "AtomicWriter",
+    "Fingerprint",
     "Inbox",
     "LocalSources",
+    "OutboxDir",
     "PartialFile",
     "ShareDir",
     "ShareFileWriter",
     "ShareSpool",
+    "SourceChanged",
     "SourceFile",
+    "SpooledFile",
     "UnsafeName",
     "UnsafePath",
     "free_bytes",
     "numbered_name",
     "sanitize_relpath",
     "sha256_file",
+    "spool_source",
     "validate_id",
     "write_atomic",
     "write_secret_file",
