@@ -42,6 +42,11 @@ class DataChannelTransport:
         """Our DTLS certificate fingerprints as our SDP announced them (set once connected)."""
         self.remote_fingerprints = ""
         """The peer's DTLS certificate fingerprints as its SDP announced them (set once connected)."""
+        self.route = "unknown"
+        """How the connection goes, once connected: host, prflx, srflx or relay (the farthest
+        of the selected pair's two candidate types)."""
+        self.route_detail = "unknown"
+        """The selected pair as ``local-type/remote-type``."""
         self._receive_limit = receive_limit
         self._queued_bytes = 0
         self._overflowed = False

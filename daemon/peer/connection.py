@@ -8,6 +8,7 @@ carry everything; trickled ``candidate`` messages are neither sent nor needed he
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
@@ -21,7 +22,7 @@ from daemon.runtime.bridge import run_asyncio, to_trio_soon
 from daemon.taskgroups import open_scoped
 
 from .channel import DEFAULT_MAX_MESSAGE, DataChannelTransport
-from .errors import PeerError
+from .errors import NoRoute, PeerError
 from .host_addresses import restrict_host_addresses
 
 __all__ = ["Role", "SignalChannel", "open_data_channel", "dtls_fingerprints", "CHANNEL_LABEL"]
@@ -29,6 +30,13 @@ __all__ = ["Role", "SignalChannel", "open_data_channel", "dtls_fingerprints", "C
 CHANNEL_LABEL = "doorstep-transfer/1"
 MAX_SDP_BYTES = 32 * 1024
 CONNECT_TIMEOUT = 30.0
+NO_ROUTE_TEXT = ("could not connect to the peer: no ICE candidate pair worked (a symmetric NAT or a "
+                 "firewall between the two, and no TURN relay to fall back on)")
+
+log = logging.getLogger("doorstep.peer")
+
+# Candidate types from nearest to farthest: a pair's route is the farther of its two ends.
+_ROUTE_ORDER = ("host", "prflx", "srflx", "relay")
 
 
 class Role(enum.Enum):
@@ -104,7 +112,7 @@ async def _wait_open(transport: DataChannelTransport, channel: RTCDataChannel, p
 
         async def watch_failure() -> None:
             await failed.wait()
-            raise PeerError("the peer connection failed (no ICE candidate pair worked)")
+            raise NoRoute(NO_ROUTE_TEXT)
 
         nursery.start_soon(watch_failure)
         await opened.wait()
@@ -143,6 +151,24 @@ async def _answer(pc: RTCPeerConnection, signal: SignalChannel, receive_limit: i
     return transport
 
 
+def _selected_route(pc: RTCPeerConnection) -> tuple[str, str]:
+    """``(route, detail)`` of the ICE pair carrying the data channel, e.g. ``("srflx", "host/srflx")``.
+
+    aiortc has no getStats for this; the nominated pair of component 1 lives in aioice's
+    ``Connection._nominated``, reached through SCTP -> DTLS -> ICE transport. ``detail`` is
+    ``local-type/remote-type`` as this side sees it (aioice pairs from the socket's own candidate, so
+    the local end is ``host`` or ``relay``); ``route`` is the farther of the two. ``("unknown", ...)``
+    when aiortc's internals have moved.
+    """
+    try:
+        pair = pc.sctp.transport.transport._connection._nominated[1]
+        local, remote = pair.local_candidate.type, pair.remote_candidate.type
+    except (AttributeError, KeyError, TypeError):
+        return "unknown", "unknown"
+    route = max((local, remote), key=lambda t: _ROUTE_ORDER.index(t) if t in _ROUTE_ORDER else -1)
+    return route, f"{local}/{remote}"
+
+
 async def _set_remote(pc: RTCPeerConnection, sdp: str, kind: str) -> None:
     try:
         await run_asyncio(pc.setRemoteDescription, RTCSessionDescription(sdp=sdp, type=kind))
@@ -164,6 +190,8 @@ async def open_data_channel(
     The channel's ``local_fingerprints`` and ``remote_fingerprints`` (see :func:`dtls_fingerprints`)
     name the two DTLS certificates of this connection as this side saw them in the SDPs; nothing
     here authenticates the peer: that is the authentication step's job, run over the channel.
+    Its ``route`` (``host``, ``prflx``, ``srflx`` or ``relay``) and ``route_detail``
+    (``local-type/remote-type``) name the selected ICE candidate pair, also logged once at INFO.
 
     Raises PeerError when the handshake fails or does not finish within ``timeout`` seconds.
     On exit the peer connection is closed (also on cancellation).
@@ -175,10 +203,14 @@ async def open_data_channel(
             handshake = _offer if role is Role.OFFERER else _answer
             transport = await handshake(pc, signal, receive_limit)
         if scope.cancelled_caught:
-            raise PeerError(f"no connection to the peer within {timeout:.0f} s")
+            if pc.remoteDescription is not None:  # SDP exchanged: ICE found no way through
+                raise NoRoute(f"{NO_ROUTE_TEXT} within {timeout:.0f} s")
+            raise PeerError(f"the peer did not complete the WebRTC handshake within {timeout:.0f} s")
         transport.max_message_size = _remote_max_message_size(pc.remoteDescription.sdp)
         transport.local_fingerprints = dtls_fingerprints(pc.localDescription.sdp)
         transport.remote_fingerprints = dtls_fingerprints(pc.remoteDescription.sdp)
+        transport.route, transport.route_detail = _selected_route(pc)
+        log.info("connected via %s (%s)", transport.route, transport.route_detail)
         yield transport
     finally:
         with trio.CancelScope(shield=True):

@@ -10,6 +10,7 @@ import time
 from collections import Counter
 from functools import partial
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import segno
@@ -19,7 +20,8 @@ from daemon.facade import ApplianceError, ShareCreated, Upload
 from daemon.ice import IceConfig
 from daemon.signaling import JoinFailed
 from daemon.state import Direction, FileRecord, ShareRecord, StateDB, TransferRecord, TransferState
-from daemon.storage import Inbox, ShareDir, ShareSpool, UnsafeName
+from daemon.storage import Inbox, ShareDir, ShareSpool, SourceFile, UnsafeName, spool_source
+from daemon.state import OutboxQueue
 
 from daemon.crypto import DeviceIdentity
 from daemon.peer import Role
@@ -37,8 +39,9 @@ from .authentication import Authenticated, AuthenticationFailed, Credentials, au
 from .devices import DeviceBook
 from .fetching import RETRYABLE, Fetch, fetch
 from .hosting import ShareHost
+from .outbox import AfterSend, OutboxService, PushOutcome, PushResult, device_folders
 from .pairing import inbox_address, new_pairing_id
-from .sessions import receive_over_session, send_over_session
+from .sessions import receive_over_session, send_over_session, session_ice
 
 __all__ = ["Appliance"]
 
@@ -53,19 +56,24 @@ class Appliance:
     """Shares, transfers and fetches of one daemon. Start :meth:`run` in the daemon's nursery first."""
 
     def __init__(self, *, db: StateDB, inbox: Inbox, spool: ShareSpool, ice: IceConfig, signal_url: str,
+                 local_signal_url: str | None = None,
                  http_url: str, share_ttl: float, version: str, identity: DeviceIdentity,
                  name: str = "doorstep", encrypt: bool = False, unpaired: str = "hold",
-                 per_device: bool = False) -> None:
+                 per_device: bool = False, outbox_dir: Path | None = None, outbox_queue: OutboxQueue | None = None,
+                 outbox_after_send: AfterSend = AfterSend.MOVE, outbox_settle: float = 2.0) -> None:
         self._db = db
         self._inbox = inbox
         self._spool = spool
         self._ice = ice
         self._signal_url = signal_url
+        """What peers are told to connect to."""
+        self._local_signal_url = local_signal_url or signal_url
+        """How the daemon itself reaches its own signaling server."""
         self._http_url = http_url
         self._share_ttl = share_ttl
         self._version = version
         self._codes: dict[str, tuple[str | None, float | None]] = {}
-        self._host = ShareHost(signal_url=signal_url, db=db, spool=spool, ice=ice, codes=self._codes, encrypt=encrypt)
+        self._host = ShareHost(signal_url=self._local_signal_url, db=db, spool=spool, ice=ice, codes=self._codes, encrypt=encrypt)
         self._nursery: trio.Nursery | None = None
         self._signaling_statistics: Callable[[], Awaitable[Any]] | None = None
         self.identity = identity
@@ -75,6 +83,15 @@ class Appliance:
         self._unpaired = unpaired
         self._per_device = per_device
         self._pairings: dict[str, str] = {}
+        self._outbox_queue = outbox_queue
+        self.outbox: OutboxService | None = None
+        if outbox_dir is not None and outbox_queue is not None:
+            self.outbox = OutboxService(
+                root=outbox_dir, queue=outbox_queue, folders=lambda: device_folders(self.devices.list()),
+                create_share=self.create_outbox_share, push=self.push_outbox_share,
+                discard_share=self.discard_outbox_share, policy=lambda _folder: outbox_after_send,
+                settle=outbox_settle,
+            )
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -85,12 +102,16 @@ class Appliance:
             await self._host.host_address(inbox_address(self.identity.device_id), self._receive_push, code=False)
             self._resume_fetches()
             nursery.start_soon(self._expire_shares)
+            if self.outbox is not None:
+                await nursery.start(self.outbox.run)
             task_status.started()
 
     def _resume_fetches(self) -> None:
         for record in self._db.list_transfers(unfinished_only=True):
             if record.direction is not Direction.RECEIVE or record.state is TransferState.HELD:
                 continue
+            if record.signal_url is not None and record.signal_url.startswith("push:"):
+                continue  # resumed when its sender pushes again
             if record.share_id is None or record.signal_url is None:
                 self._db.set_state(record.id, TransferState.FAILED, "interrupted before the share was reached")
                 continue
@@ -118,6 +139,8 @@ class Appliance:
             await trio.sleep(EXPIRY_SWEEP_SECONDS)
 
     def _expiry_reason(self, share: ShareRecord) -> str | None:
+        if self._outbox_queue is not None and self._outbox_queue.holds_share(share.share_id):
+            return None  # an outbox file waiting for its device: kept until delivered or discarded
         now = time.time()
         if share.expires_at <= now:
             return "the share expired"
@@ -162,7 +185,8 @@ class Appliance:
             return
         creds = Credentials(passwords={AuthMode.PAIR: code.encode()}, identity=self.identity, name=self.name)
         try:
-            async with open_data_channel(session, Role.OFFERER, self._ice, receive_limit=CONTROL_LIMIT) as channel:
+            async with open_data_channel(session, Role.OFFERER, session_ice(session, self._ice),
+                                             receive_limit=CONTROL_LIMIT) as channel:
                 auth = await authenticate(channel, Role.OFFERER.value, creds)
         except (AuthenticationFailed, *RETRYABLE) as exc:
             log.warning("pairing offer %s failed: %s", session.share[:12], exc)
@@ -170,6 +194,8 @@ class Appliance:
         assert auth.peer_device_key is not None
         record = self.devices.pin(auth.peer_device_key, auth.peer_name or "", signal_url=None)
         log.info("paired with device %s (%s)", record.device_id, record.name)
+        if self.outbox is not None:
+            self.outbox.wake()
 
     async def pair_with(self, code: str, signal_url: str) -> dict[str, Any]:
         """Join another appliance's pairing offer; pin its key. Returns the device's description."""
@@ -180,7 +206,8 @@ class Appliance:
         try:
             async with open_signaling(signal_url) as signal:
                 session = await signal.join(code=code)
-                async with open_data_channel(session, Role.ANSWERER, self._ice, receive_limit=CONTROL_LIMIT) as channel:
+                async with open_data_channel(session, Role.ANSWERER, session_ice(session, self._ice),
+                                             receive_limit=CONTROL_LIMIT) as channel:
                     auth = await authenticate(channel, Role.ANSWERER.value, creds)
         except JoinFailed:
             raise ApplianceError("no such pairing code (or it expired, or it was used)", code="join_failed",
@@ -191,14 +218,17 @@ class Appliance:
             raise ApplianceError(f"cannot reach the other appliance: {exc}", code="signaling", status=503) from None
         assert auth.peer_device_key is not None
         record = self.devices.pin(auth.peer_device_key, auth.peer_name or "", signal_url=signal_url)
+        if self.outbox is not None:
+            self.outbox.wake()
         return self.devices.describe(record)
 
     async def _receive_push(self, session: SignalSession) -> None:
         """A device pushes a share to our inbox address, no code. A paired device's files go
         straight into the inbox; an unpaired one's (``inbox.unpaired = "hold"``) are received,
-        verified and held until the owner approves the device; a revoked one is refused."""
-        transfer_id = secrets.token_hex(8)
-        self._db.add_transfer(transfer_id, Direction.RECEIVE)
+        verified and held until the owner approves the device; a revoked one is refused. A push
+        of a share this device already half-sent resumes from the durable offsets."""
+        journal = [secrets.token_hex(8)]  # our record; replaced by an earlier one on a resume
+        self._db.add_transfer(journal[0], Direction.RECEIVE)
         sender: list[DeviceRecord] = []
 
         def authenticated(auth: Authenticated) -> None:
@@ -208,31 +238,44 @@ class Appliance:
                 record = self.devices.pin(auth.peer_device_key, "", signal_url=None, approved=False)
                 log.info("device %s is not paired; what it sends waits for approval", record.device_id)
             self.devices.touch(record.device_id)
+            self._db.set_origin(journal[0], f"push:{record.device_id}")
             sender.append(record)
 
         def placement(auth: Authenticated) -> tuple[bool, str]:
             return auth.peer_trusted, self._device_folder(sender[0]) if auth.peer_trusted else ""
 
+        def journal_for(share_id: str) -> str:
+            earlier = self._db.find_unfinished_receive(share_id, f"push:{sender[0].device_id}")
+            if earlier is not None and earlier.id != journal[0]:
+                self._db.remove_transfer(journal[0])
+                journal[0] = earlier.id
+                log.info("resuming the push of transfer %s", earlier.id)
+            self._db.set_state(journal[0], TransferState.ACTIVE)
+            return journal[0]
+
         try:
             await receive_over_session(
                 session, self._ice, credentials=self._device_credentials(initiator=False),
                 on_authenticated=authenticated, role=Role.OFFERER, encrypt=self._encrypt, placement=placement,
-                inbox=self._inbox, journal=self._db, transfer_id=transfer_id, expect_share=None,
-                report=lambda done, moved: self._db.set_progress(transfer_id, done, moved),
+                journal_for=journal_for, inbox=self._inbox, journal=self._db, transfer_id=journal[0],
+                expect_share=None, report=lambda done, moved: self._db.set_progress(journal[0], done, moved),
             )
         except AuthenticationFailed as exc:
             if exc.untrusted_device_key is not None and self.devices.by_key(exc.untrusted_device_key) is None:
                 self.devices.pin(exc.untrusted_device_key, "", signal_url=None, approved=False)  # listed, to approve
-            self._db.set_state(transfer_id, TransferState.FAILED, str(exc))
+            self._db.set_state(journal[0], TransferState.FAILED, str(exc))
             return
-        except (TransferFailed, *RETRYABLE) as exc:
-            self._db.set_state(transfer_id, TransferState.FAILED, str(exc))
+        except TransferFailed as exc:
+            self._db.set_state(journal[0], TransferState.FAILED, str(exc))
+            return
+        except RETRYABLE as exc:  # cut off: an authenticated sender comes back and resumes
+            self._db.set_state(journal[0], TransferState.RETRYING if sender else TransferState.FAILED, str(exc))
             return
         if self.devices.trusts(sender[0].public_key):
-            self._db.set_state(transfer_id, TransferState.DONE)
+            self._db.set_state(journal[0], TransferState.DONE)
         else:
-            self._db.hold(transfer_id, sender[0].device_id)
-            log.info("transfer %s from %s is held until the device is approved", transfer_id, sender[0].device_id)
+            self._db.hold(journal[0], sender[0].device_id)
+            log.info("transfer %s from %s is held until the device is approved", journal[0], sender[0].device_id)
 
     def _device_folder(self, record: DeviceRecord) -> str:
         return record.name if self._per_device else ""
@@ -246,6 +289,8 @@ class Appliance:
 
     def _device_changed(self, record: DeviceRecord | None, device_id: str) -> None:
         """The owner approved, revoked or forgot a device: settle what it sent that was held."""
+        if self.outbox is not None:
+            self.outbox.wake()
         if self._db.held_transfers(device_id):
             self._spawn(self._settle_held, record, device_id)
 
@@ -301,6 +346,51 @@ class Appliance:
         self._db.set_state(transfer_id, TransferState.DONE)
         self._codes.pop(share.share_id, None)
         await self._host.retire(share.share_id)
+
+    # -- the outbox sender's callables ------------------------------------------------------------
+
+    async def create_outbox_share(self, source: SourceFile, name: str) -> str:
+        """A code-less share of one outbox file, copied into the spool and hashed, for
+        :meth:`push_outbox_share`. Raises ``OSError``, ``UnsafeName``."""
+        share_id = secrets.token_urlsafe(16)
+        share_dir = self._spool.create(share_id)
+        try:
+            spooled = await trio.to_thread.run_sync(spool_source, share_dir, name, source)
+        except BaseException:
+            self._spool.remove(share_id)
+            raise
+        now = time.time()
+        record = FileRecord(index=0, path=spooled.relpath, size=spooled.size, sha256=spooled.sha256)
+        share = ShareRecord(share_id=share_id, name=name.rsplit("/", 1)[-1][:255], host_key=secrets.token_urlsafe(24),
+                            created_at=now, expires_at=now + self._share_ttl, files=(record,))
+        self._db.add_share(share)
+        self._db.add_transfer(secrets.token_hex(8), Direction.SEND, share_id=share_id, files=[record])
+        return share_id
+
+    async def push_outbox_share(self, share_id: str, device_id: str) -> PushOutcome:
+        """:meth:`push_share`, awaited to the end, and how it went."""
+        share = self._db.get_share(share_id)
+        record = self._db.find_transfer(share_id, Direction.SEND)
+        if share is None or record is None:
+            return PushOutcome(PushResult.SHARE_GONE, "the share is gone")
+        device = self._db.get_device(device_id)
+        if device is None or device.status is not DeviceStatus.APPROVED:
+            return PushOutcome(PushResult.REFUSED, "the device is no longer paired")
+        if device.signal_url is None:
+            return PushOutcome(PushResult.RETRY, "this device never told where to reach it; pair from this side")
+        await self._push(share, device.device_id, device.signal_url, record.id)
+        done = self._db.get_transfer(record.id)
+        if done is not None and done.state is TransferState.DONE:
+            return PushOutcome(PushResult.DELIVERED)
+        return PushOutcome(PushResult.RETRY, done.error if done is not None else "the transfer record vanished")
+
+    async def discard_outbox_share(self, share_id: str) -> None:
+        """Drop an outbox share that will not be pushed (its file changed or went away)."""
+        record = self._db.find_transfer(share_id, Direction.SEND)
+        if record is not None and not record.state.finished:
+            self._db.set_state(record.id, TransferState.CANCELLED, "the outbox file changed or went away")
+        self._codes.pop(share_id, None)
+        await self._host.retire(share_id)
 
     # -- ApplianceAPI ---------------------------------------------------------------------------
 
@@ -385,7 +475,7 @@ class Appliance:
     async def receive(self, code: str, *, signal_url: str | None = None) -> TransferRecord:
         if not CODE_RE.fullmatch(code):
             raise ApplianceError("a code is 6 digits", code="bad_code")
-        url = signal_url or self._signal_url
+        url = signal_url or self._local_signal_url
         if not url.startswith(("ws://", "wss://")) or len(url) > 2048:
             raise ApplianceError("signal must be a ws:// or wss:// URL", code="bad_signal")
         transfer_id = secrets.token_hex(8)

@@ -1,6 +1,6 @@
 """``doorstep daemon``: the composition root. One trio program, one root nursery, every service in it.
 
-Start-up order: state, signaling server, share host, control API; then the runtime file
+Start-up order: state, STUN responder, signaling server, share host, control API; then the runtime file
 (``<state_dir>/runtime.json``: pid and the bound ports) is written and "ready" is logged. SIGTERM and
 SIGINT cancel the root nursery: transfers stop where they are, partial files stay resumable.
 """
@@ -24,14 +24,19 @@ from hypercorn.trio import serve as hypercorn_serve
 from control_api.app import create_app
 from daemon.ice import IceConfig
 from daemon.signaling import Limits, MemorySessionStore, SessionStore, SignalingServer
-from daemon.state import StateDB
+from daemon.state import OutboxQueue, StateDB
 from daemon.storage import Inbox, ShareSpool, write_secret_file
 
 from .pairing import ensure_identity
 
 from .appliance import Appliance
+from .outbox import AfterSend
 from .config import Config
+from .coturn import coturn_settings, run_coturn
+from .ice_servers import session_ice_servers
+from .stun_server import serve_stun
 from .tokens import ensure_api_token
+from .turn_secret import ensure_turn_secret
 
 __all__ = ["run_daemon", "RUNTIME_FILE"]
 
@@ -95,20 +100,31 @@ async def run_daemon(config: Config) -> None:
     ice = IceConfig(addresses=config.ice_addresses)
     inbox = Inbox(config.inbox_dir)
     spool = ShareSpool(config.state_dir / "shares")
+    outbox_queue = OutboxQueue(config.state_dir / "state.db")
     try:
         limits = _signaling_limits(config)
         async with _session_store(config, limits) as store, trio.open_nursery() as nursery:
             nursery.start_soon(_stop_on_signals, nursery.cancel_scope)
-            signaling = SignalingServer(store, limits=limits)
+            stun_port = None
+            if config.stun_enabled:  # embedded STUN responder; its URL goes to every session
+                stun_port = await nursery.start(serve_stun, config.stun_listen, config.stun_rate)
+            if config.turn_enabled and not config.turn_url:  # the managed coturn, a supervised child
+                secret = ensure_turn_secret(config.state_dir)
+                await nursery.start(run_coturn, coturn_settings(config, secret), config.state_dir)
+            ice_servers = session_ice_servers(config, stun_port=stun_port)
+            signaling = SignalingServer(store, limits=limits, ice_servers=ice_servers)
             signal_port = await nursery.start(
                 signaling.serve, config.signal_listen.host, config.signal_listen.port
             )
             http_url = config.http_public_url or f"http://{config.http_listen.connect_host}:{config.http_listen.port}"
             appliance = Appliance(
                 db=db, inbox=inbox, spool=spool, ice=ice, signal_url=config.signal_url_for(signal_port),
+                local_signal_url=config.local_signal_url(signal_port),
                 http_url=http_url, share_ttl=config.share_ttl, version=package_version("doorstep"),
                 identity=identity, name=socket.gethostname()[:64] or "doorstep", encrypt=config.transfer_encrypt,
                 unpaired=config.inbox_unpaired, per_device=config.inbox_per_device,
+                outbox_dir=config.outbox_dir, outbox_queue=outbox_queue,
+                outbox_after_send=AfterSend(config.outbox_after_send), outbox_settle=config.outbox_settle,
             )
             appliance.attach_signaling(signaling.statistics)
             await nursery.start(appliance.run)
@@ -117,12 +133,13 @@ async def run_daemon(config: Config) -> None:
             if config.http_listen.port == 0 and not config.http_public_url:
                 appliance.set_http_url(f"http://{config.http_listen.connect_host}:{http_port}")
             runtime = {"pid": os.getpid(), "http_port": http_port, "signal_port": signal_port,
-                       "signal_url": config.signal_url_for(signal_port)}
+                       "signal_url": config.signal_url_for(signal_port), "stun_port": stun_port}
             write_secret_file(config.state_dir / RUNTIME_FILE, json.dumps(runtime).encode())
             log.info("ready: http on %s, signaling on port %d, inbox %s", binds[0], signal_port, config.inbox_dir)
     finally:
         (config.state_dir / RUNTIME_FILE).unlink(missing_ok=True)
         inbox.close()
+        outbox_queue.close()
         db.close()
         log.info("stopped")
 

@@ -12,7 +12,7 @@ import trio
 from trio_websocket import ConnectionClosed, HandshakeError
 
 from daemon.ice import IceConfig
-from daemon.peer import PeerError
+from daemon.peer import NoRoute, PeerError
 from daemon.signaling import JoinFailed, SignalingError, open_signaling
 from daemon.state import StateDB, TransferState
 from daemon.storage import Inbox
@@ -42,6 +42,9 @@ class Fetch:
     code: str | None = None
     share_id: str | None = None
     encrypt: bool = False
+    max_no_route: int = 3
+    """Attempts in a row that find no network path to the sharer before the fetch fails for good
+    (the CLI, which a person waits for, gives up after the first)."""
 
 
 async def fetch(
@@ -61,7 +64,7 @@ async def fetch(
     """
     share_id, code = job.share_id, job.code
     started = share_id is not None  # a resume has no starter waiting: every error is retried
-    attempt = join_failures = 0
+    attempt = join_failures = no_route = 0
     while True:
         try:
             async with open_signaling(job.signal_url, resume=True) as signal:
@@ -100,6 +103,15 @@ async def fetch(
                 journal.set_state(job.transfer_id, TransferState.FAILED, "the sharer is no longer reachable")
                 return None
             await _pause(journal, job.transfer_id, attempt, "waiting for the sharer to come back")
+        except NoRoute as exc:
+            if not started:
+                raise
+            no_route += 1
+            if no_route >= job.max_no_route:
+                journal.set_state(job.transfer_id, TransferState.FAILED, str(exc))
+                log.warning("transfer %s failed: %s", job.transfer_id, exc)
+                return None
+            await _pause(journal, job.transfer_id, attempt, str(exc))
         except RETRYABLE as exc:
             if not started:
                 raise

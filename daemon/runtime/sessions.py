@@ -21,7 +21,7 @@ from daemon.transfer.sending import SendReport
 
 from .authentication import Authenticated, Credentials, authenticate
 
-__all__ = ["send_over_session", "receive_over_session", "CONTROL_RECEIVE_LIMIT"]
+__all__ = ["send_over_session", "receive_over_session", "session_ice", "CONTROL_RECEIVE_LIMIT"]
 
 log = logging.getLogger("doorstep.session")
 
@@ -30,6 +30,13 @@ CONTROL_RECEIVE_LIMIT = 4 * 1024 * 1024
 
 
 OnAuthenticated = Callable[[Authenticated], None]
+
+
+def session_ice(signal: SignalChannel, ice: IceConfig) -> IceConfig:
+    """``ice`` plus the STUN/TURN servers the signaling server handed out for this session
+    (``SignalSession.ice_servers``; a channel without them adds nothing)."""
+    servers = tuple(getattr(signal, "ice_servers", ()))
+    return IceConfig(addresses=ice.addresses, servers=ice.servers + servers) if servers else ice
 
 
 def _seal_key(auth: Authenticated) -> bytes | None:
@@ -62,7 +69,7 @@ async def send_over_session(
     def open_source(index: int):
         return share_dir.open_source(files[index].path)
 
-    async with open_data_channel(signal, role, ice, receive_limit=CONTROL_RECEIVE_LIMIT) as channel:
+    async with open_data_channel(signal, role, session_ice(signal, ice), receive_limit=CONTROL_RECEIVE_LIMIT) as channel:
         auth = await authenticate(channel, role.value, replace(credentials, seal=encrypt))
         on_authenticated(auth)
         await run_sender(channel, share_id, entries, open_source, report, seal_key=_seal_key(auth))
@@ -78,6 +85,7 @@ async def receive_over_session(
     role: Role = Role.ANSWERER,
     encrypt: bool = False,
     placement: Callable[[Authenticated], tuple[bool, str]] | None = None,
+    journal_for: Callable[[str], str] | None = None,
     inbox: Inbox,
     journal: StateDB,
     transfer_id: str,
@@ -90,13 +98,13 @@ async def receive_over_session(
     ``placement(auth)`` -> (place, folder): whether verified files go into the inbox now (False:
     they are held for approval) and under which subfolder; default (True, "").
     """
-    async with open_data_channel(signal, role, ice, receive_limit=receive_limit(262144)) as channel:
+    async with open_data_channel(signal, role, session_ice(signal, ice), receive_limit=receive_limit(262144)) as channel:
         auth = await authenticate(channel, role.value, replace(credentials, seal=encrypt))
         on_authenticated(auth)
         place, folder = placement(auth) if placement is not None else (True, "")
         outcome = await run_receiver(
             channel, inbox=inbox, journal=journal, transfer_id=transfer_id, expect_share=expect_share, report=report,
-            seal_key=_seal_key(auth), place=place, folder=folder,
+            seal_key=_seal_key(auth), place=place, folder=folder, journal_for=journal_for,
         )
         await channel.wait_flushed()
         return outcome

@@ -78,7 +78,7 @@ async def _receive(signal_url: str, code: str, out: Path, ice: IceConfig, encryp
     journal = StateDB(":memory:")
     transfer_id = secrets.token_hex(8)
     journal.add_transfer(transfer_id, Direction.RECEIVE, signal_url=signal_url)
-    job = Fetch(transfer_id=transfer_id, signal_url=signal_url, code=code, encrypt=encrypt)
+    job = Fetch(transfer_id=transfer_id, signal_url=signal_url, code=code, encrypt=encrypt, max_no_route=1)
     with Inbox(out) as inbox, _progress() as progress:
         task = progress.add_task("receiving", total=None)
 

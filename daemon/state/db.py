@@ -239,6 +239,23 @@ class StateDB:
     def unhold(self, transfer_id: str) -> None:
         self._db.execute("DELETE FROM held WHERE transfer_id = ?", (transfer_id,))
 
+    def set_origin(self, transfer_id: str, origin: str) -> None:
+        """Where a receive comes from: a signaling URL (we fetch), or ``push:<device id>``."""
+        self._db.execute("UPDATE transfers SET signal_url = ? WHERE id = ?", (origin, transfer_id))
+
+    def find_unfinished_receive(self, share_id: str, origin: str) -> TransferRecord | None:
+        """The newest unfinished receive of ``share_id`` from ``origin`` (to resume it)."""
+        done = tuple(s.value for s in TransferState if s.finished) + (TransferState.HELD.value,)
+        row = self._db.execute(
+            "SELECT * FROM transfers WHERE direction = ? AND share_id = ? AND signal_url = ?"
+            f" AND state NOT IN ({','.join('?' * len(done))}) ORDER BY created_at DESC LIMIT 1",
+            (Direction.RECEIVE.value, share_id, origin, *done),
+        ).fetchone()
+        return self._transfer(row) if row else None
+
+    def remove_transfer(self, transfer_id: str) -> None:
+        self._db.execute("DELETE FROM transfers WHERE id = ?", (transfer_id,))
+
     def set_share_id(self, transfer_id: str, share_id: str) -> None:
         self._db.execute("UPDATE transfers SET share_id = ? WHERE id = ?", (share_id, transfer_id))
 

@@ -49,7 +49,8 @@ class ReceiveOutcome:
 class _Receiving:
     def __init__(self, transport: MessageTransport, inbox: Inbox, journal: StateDB, transfer_id: str,
                  expect_share: str | None, report: ReceiveReport, seal_key: bytes | None,
-                 place: bool = True, folder: str = "") -> None:
+                 place: bool = True, folder: str = "",
+                 journal_for: Callable[[str], str] | None = None) -> None:
         self.transport = transport
         self.inbox = inbox
         self.journal = journal
@@ -58,6 +59,7 @@ class _Receiving:
         self.report = report
         self.place = place
         self.folder = folder
+        self.journal_for = journal_for
         self.machine = TransferReceiver(sealing=None if seal_key is None else SealingKey(seal_key))
         self.share_id: str | None = None
         self.files: tuple[FileRecord, ...] = ()
@@ -81,6 +83,8 @@ class _Receiving:
             await self.send(self.machine.reject(f"unacceptable file name: {exc}"))
             raise TransferFailed(f"refused the offer: unacceptable file name: {exc}") from None
         self.share_id = event.transfer_id
+        if self.journal_for is not None:
+            self.transfer_id = self.journal_for(event.transfer_id)
         records = [FileRecord(index=i, path=f.path, size=f.size, sha256=f.sha256) for i, f in enumerate(event.files)]
         self.journal.set_manifest(self.transfer_id, event.transfer_id, records)
         self.files = self.journal.files(self.transfer_id)
@@ -201,6 +205,7 @@ async def run_receiver(
     seal_key: bytes | None = None,
     place: bool = True,
     folder: str = "",
+    journal_for: Callable[[str], str] | None = None,
 ) -> ReceiveOutcome:
     """Receive one transfer into ``inbox``; ``transfer_id`` is our journal's record.
 
@@ -213,9 +218,12 @@ async def run_receiver(
 
     ``place=False`` keeps every verified file as its partial (for a transfer held until the owner
     approves its sender; :func:`place_held` finishes it). ``folder``: a subfolder of the inbox
-    (sanitized like any received path) to place the files under.
+    (sanitized like any received path) to place the files under. ``journal_for(share_id)``: once
+    the offer names the share, the journal record to use instead of ``transfer_id`` (an earlier,
+    interrupted receive of the same share resumes from its durable offsets).
     """
-    state = _Receiving(transport, inbox, journal, transfer_id, expect_share, report, seal_key, place, folder)
+    state = _Receiving(transport, inbox, journal, transfer_id, expect_share, report, seal_key, place, folder,
+                       journal_for)
     try:
         return await state.run()
     except ProtocolError as exc:

@@ -55,7 +55,7 @@ class Daemon:
         self.log_path = state_dir.parent / f"{state_dir.name}.log"
         self.env = loopback_env(**{
             "DOORSTEP_STATE_DIR": str(state_dir), "DOORSTEP_HTTP_LISTEN": "127.0.0.1:0",
-            "DOORSTEP_SIGNAL_LISTEN": "127.0.0.1:0", **env,
+            "DOORSTEP_SIGNAL_LISTEN": "127.0.0.1:0", "DOORSTEP_STUN_LISTEN": "127.0.0.1:0", **env,
         })
         self.proc: subprocess.Popen[bytes] | None = None
         self.runtime: dict[str, Any] = {}

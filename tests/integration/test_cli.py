@@ -88,6 +88,7 @@ def test_status_and_transfers_are_thin_clients_of_the_api(daemon: Daemon, tmp_pa
 def test_daemon_reports_a_busy_port_without_a_traceback(daemon: Daemon, tmp_path: Path) -> None:
     busy = f"127.0.0.1:{daemon.runtime['signal_port']}"
     done = run_cli("daemon", timeout=30, DOORSTEP_STATE_DIR=str(tmp_path / "second"),
-                   DOORSTEP_HTTP_LISTEN="127.0.0.1:0", DOORSTEP_SIGNAL_LISTEN=busy)
+                   DOORSTEP_HTTP_LISTEN="127.0.0.1:0", DOORSTEP_STUN_LISTEN="127.0.0.1:0",
+                   DOORSTEP_SIGNAL_LISTEN=busy)
     assert done.returncode == 1
     assert "cannot start" in done.stderr and "Traceback" not in done.stderr

@@ -10,7 +10,7 @@ import pytest
 import trio
 
 from daemon.ice import IceConfig
-from daemon.peer import PeerError, Role, open_data_channel
+from daemon.peer import NoRoute, PeerError, Role, open_data_channel
 from daemon.runtime import bridge
 
 LOOPBACK = IceConfig(addresses=("127.0.0.1",))
@@ -136,8 +136,9 @@ def test_hostile_sdp_answers_fail_cleanly(reply: Any) -> None:
 def test_no_answer_times_out_with_a_clear_error() -> None:
     async def main() -> None:
         offer_end, _answer_end = pipe_pair()
-        with pytest.raises(PeerError, match="no connection to the peer within 1 s"):
+        with pytest.raises(PeerError, match="did not complete the WebRTC handshake within 1 s") as info:
             async with open_data_channel(offer_end, Role.OFFERER, LOOPBACK, receive_limit=1 << 20, timeout=1):
                 pass
+        assert not isinstance(info.value, NoRoute), "no answer is not a network verdict"
 
     bridge.run(main)
