@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 import logging
 import re
 import secrets
 import time
 from collections import Counter
 from functools import partial
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,7 @@ class Appliance:
         self._codes: dict[str, tuple[str | None, float | None]] = {}
         self._host = ShareHost(signal_url=self._local_signal_url, db=db, spool=spool, ice=ice, codes=self._codes, encrypt=encrypt)
         self._nursery: trio.Nursery | None = None
-        self._signaling_statistics: Callable[[], Awaitable[Any]] | None = None
+        self._statistics: dict[str, Callable[[], Any]] = {}
         self.identity = identity
         self._encrypt = encrypt
         self.name = name
@@ -151,10 +152,10 @@ class Appliance:
             return "nobody used the code before it expired"
         return None
 
-    def attach_signaling(self, statistics: Callable[[], Awaitable[Any]]) -> None:
-        """Include the local signaling server's statistics (anything with ``report() -> dict``)
-        in :meth:`stats`."""
-        self._signaling_statistics = statistics
+    def attach_statistics(self, section: str, statistics: Callable[[], Any]) -> None:
+        """Include a service's statistics in :meth:`stats` as ``section``: ``statistics()`` returns
+        (or, when async, resolves to) anything with ``report() -> dict``."""
+        self._statistics[section] = statistics
 
     def set_http_url(self, http_url: str) -> None:
         """Where share links point (known only after the HTTP listener bound)."""
@@ -459,8 +460,11 @@ class Appliance:
             },
             "shares": {"open": len(self._db.list_shares())},
         }
-        if self._signaling_statistics is not None:
-            out["signaling"] = (await self._signaling_statistics()).report()
+        for section, statistics in self._statistics.items():
+            figures = statistics()
+            if inspect.isawaitable(figures):
+                figures = await figures
+            out[section] = figures.report()
         return out
 
     def shares(self) -> list[ShareCreated]:

@@ -34,7 +34,7 @@ from .outbox import AfterSend
 from .config import Config
 from .coturn import coturn_settings, run_coturn
 from .ice_servers import session_ice_servers
-from .stun_server import serve_stun
+from .stun_server import StunServer
 from .tokens import ensure_api_token
 from .turn_secret import ensure_turn_secret
 
@@ -105,9 +105,10 @@ async def run_daemon(config: Config) -> None:
         limits = _signaling_limits(config)
         async with _session_store(config, limits) as store, trio.open_nursery() as nursery:
             nursery.start_soon(_stop_on_signals, nursery.cancel_scope)
-            stun_port = None
+            stun_port = stun = None
             if config.stun_enabled:  # embedded STUN responder; its URL goes to every session
-                stun_port = await nursery.start(serve_stun, config.stun_listen, config.stun_rate)
+                stun = StunServer(rate=config.stun_rate)
+                stun_port = await nursery.start(stun.serve, config.stun_listen)
             if config.turn_enabled and not config.turn_url:  # the managed coturn, a supervised child
                 secret = ensure_turn_secret(config.state_dir)
                 await nursery.start(run_coturn, coturn_settings(config, secret), config.state_dir)
@@ -126,7 +127,9 @@ async def run_daemon(config: Config) -> None:
                 outbox_dir=config.outbox_dir, outbox_queue=outbox_queue,
                 outbox_after_send=AfterSend(config.outbox_after_send), outbox_settle=config.outbox_settle,
             )
-            appliance.attach_signaling(signaling.statistics)
+            appliance.attach_statistics("signaling", signaling.statistics)
+            if stun is not None:
+                appliance.attach_statistics("stun", stun.statistics)
             await nursery.start(appliance.run)
             binds = await nursery.start(_serve_http, create_app(appliance, api_token=token), config)
             http_port = _port_of(binds[0])

@@ -44,11 +44,15 @@ async def test_stun_responder_answers_and_sessions_get_its_url(daemon: Daemon) -
         session = await client.join(code=_share_code(daemon))
         assert session.ice_servers == (IceServer(urls=(f"stun:127.0.0.1:{port}",)),)
         await session.leave()
+    stun = daemon.api("GET", "/api/v1/stats").json()["stun"]
+    assert stun["received_total"] >= 1 and stun["answered_total"] >= 1
+    assert 'doorstep_stun_answered_total ' in daemon.api("GET", "/metrics").text
 
 
 async def test_stun_disabled(start_daemon: Callable[..., Daemon], tmp_path: Path) -> None:
     daemon = start_daemon("quiet", DOORSTEP_STUN_ENABLED="false")
     assert daemon.runtime["stun_port"] is None
+    assert "stun" not in daemon.api("GET", "/api/v1/stats").json()
     async with open_signaling(daemon.signal_url) as client:
         session = await client.join(code=_share_code(daemon))
         assert session.ice_servers == ()
