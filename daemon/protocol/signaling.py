@@ -15,7 +15,8 @@ read, so a server can answer ``error`` with the id echoed. :func:`serialize` rai
 frame limit).
 
 Direction matters: :func:`parse_client_message` accepts only client-to-server types and
-:func:`parse_server_message` only server-to-client types (``relay`` is both).
+:func:`parse_server_message` only server-to-client types (``relay``, ``text`` and ``presence``
+are both, with a different class per direction for ``text`` and ``presence``).
 
 This module is stdlib only: no I/O, no clock, no randomness.
 """
@@ -52,6 +53,7 @@ __all__ = [
     "MAX_ICE_URL_CHARS",
     "MAX_ICE_USERNAME_CHARS",
     "MAX_ICE_CREDENTIAL_CHARS",
+    "MAX_PRESENCE_SHARES",
     "MessageType",
     "ErrorCode",
     "CloseCode",
@@ -84,6 +86,8 @@ __all__ = [
     "MemberLeft",
     "Text",
     "RoomText",
+    "Presence",
+    "PresenceReply",
     "ClientMessage",
     "ServerMessage",
     "Message",
@@ -128,6 +132,8 @@ MAX_ICE_URLS: Final = 4
 MAX_ICE_URL_CHARS: Final = 256
 MAX_ICE_USERNAME_CHARS: Final = 256
 MAX_ICE_CREDENTIAL_CHARS: Final = 256
+MAX_PRESENCE_SHARES: Final = 32
+"""Most share ids one ``presence`` request may ask about (and its reply may list)."""
 
 _SHARE_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -158,6 +164,9 @@ class MessageType(enum.StrEnum):
     RELAY = "relay"
     TEXT = "text"
     """Client to server: ``Text``; server to client: ``RoomText`` (adds ``member``)."""
+    PRESENCE = "presence"
+    """Client to server: ``Presence`` (``shares``); server to client: ``PresenceReply``
+    (``online``)."""
     # server -> client
     HOSTED = "hosted"
     UNHOSTED = "unhosted"
@@ -197,6 +206,8 @@ class ErrorCode(enum.StrEnum):
     hosts, joins or is in a room (one reply for all)."""
     UNKNOWN_ROOM = "unknown_room"
     """``text``/``room_leave`` for a room that does not exist or that the sender is not in."""
+    RATE_LIMITED = "rate_limited"
+    """Too many requests of this kind (``presence``) in the sliding window; retry later."""
 
 
 class CloseCode(enum.IntEnum):
@@ -830,6 +841,48 @@ class RoomText:
         _check_str("text", self.text, max_chars=MAX_ROOM_TEXT_CHARS)
 
 
+# --- presence ----------------------------------------------------------------------------------
+
+
+def _check_share_list(name: str, value: object, *, ordered: bool) -> None:
+    """A list of at most :data:`MAX_PRESENCE_SHARES` share ids; with ``ordered``, strictly
+    increasing (sorted, no duplicates)."""
+    if type(value) is not list or len(value) > MAX_PRESENCE_SHARES:
+        raise _fail(f"{name} must be a list of at most {MAX_PRESENCE_SHARES} share ids")
+    for item in value:
+        _check_share(f"{name}[]", item)
+    if ordered and any(a >= b for a, b in zip(value, value[1:])):
+        raise _fail(f"{name} must be sorted, without duplicates")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Presence:
+    """Client to server: which of ``shares`` (share ids the asker already knows, e.g. the inbox
+    addresses of its paired devices) are hosted by some socket right now? Rate limited."""
+
+    TYPE: ClassVar[MessageType] = MessageType.PRESENCE
+    shares: list[str]
+    id: RequestId | None = _optional()
+
+    def __post_init__(self) -> None:
+        _check_share_list("shares", self.shares, ordered=False)
+        _check_id(self.id)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PresenceReply:
+    """Server to client (``type`` ``presence``): the reply to ``presence``; ``online`` is the
+    subset of the asked shares hosted right now, sorted, without duplicates."""
+
+    TYPE: ClassVar[MessageType] = MessageType.PRESENCE
+    online: list[str]
+    id: RequestId | None = _optional()
+
+    def __post_init__(self) -> None:
+        _check_share_list("online", self.online, ordered=True)
+        _check_id(self.id)
+
+
 ClientMessage: TypeAlias = (
     Host
     | Unhost
@@ -843,6 +896,7 @@ ClientMessage: TypeAlias = (
     | RoomJoin
     | RoomLeave
     | Text
+    | Presence
 )
 ServerMessage: TypeAlias = (
     Hosted
@@ -861,6 +915,7 @@ ServerMessage: TypeAlias = (
     | MemberJoined
     | MemberLeft
     | RoomText
+    | PresenceReply
 )
 Message: TypeAlias = ClientMessage | ServerMessage
 
@@ -879,6 +934,7 @@ CLIENT_MESSAGE_TYPES: Final[dict[str, type[ClientMessage]]] = {
         RoomJoin,
         RoomLeave,
         Text,
+        Presence,
     )
 }
 SERVER_MESSAGE_TYPES: Final[dict[str, type[ServerMessage]]] = {
@@ -900,6 +956,7 @@ SERVER_MESSAGE_TYPES: Final[dict[str, type[ServerMessage]]] = {
         MemberJoined,
         MemberLeft,
         RoomText,
+        PresenceReply,
     )
 }
 

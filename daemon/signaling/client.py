@@ -41,7 +41,7 @@ import logging
 import random
 import ssl
 import urllib.parse
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -72,6 +72,8 @@ from daemon.protocol.signaling import (
     Peer,
     Ping,
     Pong,
+    Presence,
+    PresenceReply,
     Relay,
     Resume,
     Resumed,
@@ -355,6 +357,25 @@ class SignalingClient:
         if not isinstance(reply, SignalSession):
             raise _unexpected(reply)
         return reply
+
+    async def presence(self, shares: Iterable[str]) -> set[str]:
+        """Which of ``shares`` (at most ``MAX_PRESENCE_SHARES``, 32, share ids) are hosted by
+        some socket on the server right now.
+
+        The server limits these requests per socket and per client address (by default 10 per
+        socket and 60 per address in any minute).
+
+        Raises:
+            SignalingError: code ``rate_limited`` (too many presence requests; retry later), or
+                ``bad_message`` from a server that does not know ``presence``.
+            SignalingClosed: the connection is closed.
+            LocalProtocolError: more than 32 shares, or a malformed share id.
+        """
+        asked = list(shares)
+        reply = await self._request(Presence(shares=asked))
+        if not isinstance(reply, PresenceReply):
+            raise _unexpected(reply)
+        return set(reply.online).intersection(asked)
 
     async def ping(self) -> None:
         """Round trip to the server. Raises SignalingClosed."""

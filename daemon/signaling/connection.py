@@ -43,6 +43,8 @@ from daemon.protocol.signaling import (
     Peer,
     Ping,
     Pong,
+    Presence,
+    PresenceReply,
     Relay,
     Resume,
     Resumed,
@@ -65,6 +67,7 @@ from daemon.protocol.signaling import (
 )
 from daemon.signaling.counters import Counters, LimitKind
 from daemon.signaling.passwords import PasswordHasher
+from daemon.signaling.rates import PresenceRates, SlidingWindow
 from daemon.signaling.store import (
     CodesExhausted,
     ConnectionId,
@@ -128,6 +131,8 @@ class Identity:
 
     conn_id: ConnectionId
     ip: str
+    presence_window: SlidingWindow | None = None
+    """This socket's ``presence`` rate window (survives resumes); made on first use."""
     token_digest: bytes | None = None
     used_rooms: bool = False
     overflowed: bool = False
@@ -226,8 +231,10 @@ class ServerConnection:
         join_timeout: float,
         close_timeout: float,
         ice_servers: IceServers | None = None,
+        presence_rates: PresenceRates | None = None,
     ) -> None:
         self.id = identity.conn_id
+        self._presence_rates = presence_rates
         self._ice_servers = ice_servers
         self.ip = identity.ip
         self._identity = identity
@@ -261,6 +268,7 @@ class ServerConnection:
             RoomJoin: self._on_room_join,
             RoomLeave: self._on_room_leave,
             Text: self._on_text,
+            Presence: self._on_presence,
         }
 
     async def run(
@@ -674,3 +682,27 @@ class ServerConnection:
             return
         frame = serialize(RoomText(room=message.room, member=membership.member, text=message.text))
         await self._tell(membership.others, frame)
+
+    # --- presence -----------------------------------------------------------------------------
+
+    async def _on_presence(self, message: Presence) -> None:
+        """Which of the asked shares are hosted right now. Rate limited per socket and per
+        client address (``rate_limited``); does not count as engagement (join timeout)."""
+        if self._presence_rates is not None:
+            if self._identity.presence_window is None:
+                self._identity.presence_window = self._presence_rates.socket_window()
+            refused = self._presence_rates.admit(
+                self._identity.presence_window, self.ip, now=self._clock()
+            )
+            if refused is not None:
+                self._counters.hit(refused)
+                await self._send(
+                    Error(
+                        code=ErrorCode.RATE_LIMITED,
+                        message="too many presence requests, try again later",
+                        id=message.id,
+                    )
+                )
+                return
+        online = await self._store.hosted(message.shares) if message.shares else set()
+        await self._send(PresenceReply(online=sorted(online), id=message.id))

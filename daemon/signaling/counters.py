@@ -30,6 +30,10 @@ class LimitKind(enum.StrEnum):
     """A handshake refused (429) because its address has ``max_connections_per_ip`` sockets."""
     ORIGIN = "origin"
     """A handshake refused (403) because its ``Origin`` is not allowed."""
+    PRESENCE_RATE = "presence_rate"
+    """A ``presence`` request refused (``rate_limited``): its socket made too many."""
+    PRESENCE_RATE_PER_IP = "presence_rate_per_ip"
+    """A ``presence`` request refused (``rate_limited``): its client address made too many."""
 
 
 @dataclass(slots=True)

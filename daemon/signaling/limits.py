@@ -1,5 +1,6 @@
 """Policy knobs of signaling: code lifetime, attempt caps, failure budgets, connection caps,
-allowed browser origins, queues. ``docs/signaling.md`` (Limits) explains the defaults."""
+allowed browser origins, queues, presence rates. ``docs/signaling.md`` (Limits) explains the
+defaults."""
 
 from __future__ import annotations
 
@@ -68,9 +69,22 @@ class Limits:
     concurrent_password_hashes: int = 2
     """argon2id computations one server instance runs at once (each takes the memlimit)."""
 
+    presence_requests: int = 10
+    """``presence`` requests one socket may make in any sliding ``presence_window``; beyond it
+    the server answers ``rate_limited`` (refused requests are not counted)."""
+    presence_requests_per_ip: int = 60
+    """``presence`` requests all sockets of one client address may make, together, in any
+    sliding ``presence_window`` on one server instance (so reconnecting does not reset it)."""
+    presence_window: float = 60.0
+    """Length of the sliding presence windows."""
+
     def __post_init__(self) -> None:
         if min(
-            self.code_ttl, self.ip_budget_window, self.global_budget_window, self.room_ttl
+            self.code_ttl,
+            self.ip_budget_window,
+            self.global_budget_window,
+            self.room_ttl,
+            self.presence_window,
         ) <= 0:
             raise ValueError("durations must be positive")
         if min(
@@ -86,6 +100,8 @@ class Limits:
             self.max_room_members,
             self.room_password_opslimit,
             self.concurrent_password_hashes,
+            self.presence_requests,
+            self.presence_requests_per_ip,
         ) < 1:
             raise ValueError("counts must be at least 1")
         if self.room_password_memlimit < 8192:

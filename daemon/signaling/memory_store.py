@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
 from collections import deque
 from dataclasses import dataclass, field
@@ -188,6 +188,9 @@ class MemorySessionStore:
             return False
         self._drop_share(record)
         return True
+
+    async def hosted(self, shares: Collection[str]) -> set[str]:
+        return {share for share in shares if share in self._shares}
 
     def _drop_share(self, record: _Share) -> None:
         self._revoke_code(record.code)

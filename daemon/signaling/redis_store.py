@@ -10,7 +10,9 @@ connection pool and pub/sub reader are anyio task groups, i.e. trio nurseries, o
 :meth:`RedisSessionStore.open`.
 
 Atomicity: every state-changing method is one Lua script (``EVALSHA``), so each is atomic with
-respect to every other call from any instance, like the in-memory store's methods. Scripts build
+respect to every other call from any instance, like the in-memory store's methods. Read-only
+lookups are single commands (``HMGET`` for a session, ``SMISMEMBER`` on ``P shares`` for
+presence, which needs Redis 6.2 or later). Scripts build
 key names from the prefix, so this needs a single Redis server (no cluster).
 
 Time: callers pass ``now`` (the store never reads a clock). A code stores its ``expires_at`` and
@@ -29,7 +31,7 @@ Key layout (``P`` is the prefix, ``doorstep:signal:`` by default)::
     P session:<session>   hash  share, host, joiner
     P cshares:<conn>      set   shares hosted by conn
     P csessions:<conn>    set   sessions conn is a party of
-    P shares / sessions   sets  for statistics;  P codes  zset code -> exp
+    P shares / sessions   sets  for statistics and presence;  P codes  zset code -> exp
     P budget:<ip>         list  newest failure times (at most the budget)  PEXPIRE window
     P budgets             zset  ip -> recency (P budgetseq), trimmed to max_tracked_ips
     P global              list  newest service-wide code-join failure times
@@ -50,7 +52,7 @@ from __future__ import annotations
 import math
 import secrets
 import urllib.parse
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -599,6 +601,14 @@ class RedisSessionStore:
 
     async def unhost_share(self, share: str, conn: ConnectionId) -> bool:
         return bool(await self._run("unhost_share", share, conn))
+
+    async def hosted(self, shares: Collection[str]) -> set[str]:
+        """One ``SMISMEMBER`` on the set of hosted shares (Redis 6.2 or later)."""
+        unique = list(dict.fromkeys(shares))
+        if not unique:
+            return set()
+        flags = await self._redis.smismember(self.prefix + "shares", unique)
+        return {share for share, flag in zip(unique, flags, strict=True) if flag}
 
     # --- sessions -----------------------------------------------------------------------------
 

@@ -44,6 +44,7 @@ from daemon.signaling.connection import (
 from daemon.signaling.counters import Counters, LimitKind
 from daemon.signaling.limits import Limits
 from daemon.signaling.passwords import PasswordHasher
+from daemon.signaling.rates import PresenceRates
 from daemon.signaling.store import SessionStore
 
 _CLEANUP_TIMEOUT = 5.0
@@ -143,6 +144,7 @@ class SignalingServer:
         self._slots_per_ip: dict[str, int] = {}
         self._counters = Counters()
         self._passwords = PasswordHasher(self.limits)
+        self._presence_rates = PresenceRates(self.limits)
         if resume_grace <= 0:
             raise ValueError("resume_grace must be positive")
         self._resume = ResumeDesk(resume_grace)
@@ -309,6 +311,7 @@ class SignalingServer:
             join_timeout=self._join_timeout,
             close_timeout=self._close_timeout,
             ice_servers=self._ice_servers,
+            presence_rates=self._presence_rates,
         )
 
     async def _park(self, identity: Identity) -> Handoff | None:

@@ -2,8 +2,8 @@
 
 Everything two server instances behind one address would have to share lives behind
 :class:`SessionStore`: codes with their TTL, share -> hosting connection, session -> its two
-connection ids, per-address and global failure budgets, rooms, and delivery of a text frame to a
-connection id.
+connection ids, per-address and global failure budgets, rooms, presence (which shares are hosted),
+and delivery of a text frame to a connection id.
 :class:`~daemon.signaling.memory_store.MemorySessionStore` implements it in process; a Redis
 implementation (keys with ``PEXPIREAT``, Lua for the atomic join, pub/sub per connection id for
 delivery) can be added without touching the server.
@@ -20,7 +20,7 @@ Contract shared by every implementation:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol, TypeAlias
@@ -184,6 +184,14 @@ class SessionStore(Protocol):
         """Drop ``share`` and its live code if ``conn`` hosts it; False otherwise.
 
         Existing sessions of the share are not ended.
+        """
+        ...
+
+    async def hosted(self, shares: Collection[str]) -> set[str]:
+        """The subset of ``shares`` hosted by some connection right now (one round trip).
+
+        Shares of a connection lost with a resume token stay hosted through its grace period.
+        ``shares`` holds at most a few dozen ids (the server caps it); it may be empty.
         """
         ...
 

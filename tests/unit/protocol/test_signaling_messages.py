@@ -14,6 +14,7 @@ from daemon.protocol.signaling import (
     CLIENT_MESSAGE_TYPES,
     MAX_DATA_DEPTH,
     MAX_FRAME_BYTES,
+    MAX_PRESENCE_SHARES,
     MAX_REQUEST_ID,
     SERVER_MESSAGE_TYPES,
     Error,
@@ -29,6 +30,8 @@ from daemon.protocol.signaling import (
     Peer,
     Ping,
     Pong,
+    Presence,
+    PresenceReply,
     Relay,
     Unhost,
     Unhosted,
@@ -128,7 +131,7 @@ def test_serialize_is_compact_and_omits_absent_ids() -> None:
 
 def test_every_type_is_an_enum_member_and_directions_are_closed() -> None:
     assert set(CLIENT_MESSAGE_TYPES) | set(SERVER_MESSAGE_TYPES) == {t.value for t in MessageType}
-    assert set(CLIENT_MESSAGE_TYPES) & set(SERVER_MESSAGE_TYPES) == {"relay", "text"}
+    assert set(CLIENT_MESSAGE_TYPES) & set(SERVER_MESSAGE_TYPES) == {"relay", "text", "presence"}
     assert bad('{"type":"hosted","share":"' + SHARE + '","code":null,"expires_at":null}')
     host = {"type": "host", "share": SHARE, "host_key": KEY, "code": True}
     assert bad(json.dumps(host), client=False)
@@ -291,7 +294,10 @@ json_values = st.recursive(
     max_leaves=20,
 )
 field_names = st.sampled_from(
-    ["type", "id", "share", "host_key", "code", "session", "data", "message", "expires_at", "x"]
+    [
+        "type", "id", "share", "host_key", "code", "session", "data", "message", "expires_at",
+        "shares", "online", "x",
+    ]
 )
 type_names = st.sampled_from([t.value for t in MessageType] + ["", "nope"])
 message_like = st.dictionaries(field_names, json_values | type_names, max_size=6)
@@ -358,6 +364,7 @@ client_messages = st.one_of(
     st.builds(Relay, session=session_ids, data=relay_data, id=request_ids),
     st.builds(Leave, session=session_ids, id=request_ids),
     st.builds(Ping, id=request_ids),
+    st.builds(Presence, shares=st.lists(share_ids, max_size=MAX_PRESENCE_SHARES), id=request_ids),
 )
 
 
@@ -563,3 +570,103 @@ def test_resume_token_predicate() -> None:
     assert not is_resume_token("t" * 65) and not is_resume_token(None)
     with pytest.raises(LocalProtocolError):
         Welcome(token=TOKEN, grace=float("inf"))
+
+
+# --- presence -------------------------------------------------------------------------------
+
+INBOX = "inbox-abcdefghijklmnopqrst"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"type":"presence","shares":[]}', Presence(shares=[])),
+        (
+            '{"type":"presence","shares":["' + INBOX + '","' + SHARE + '"],"id":1}',
+            Presence(shares=[INBOX, SHARE], id=1),
+        ),
+        (  # duplicates and any order are the client's business
+            '{"type":"presence","shares":["' + SHARE + '","' + SHARE + '"],"id":"p"}',
+            Presence(shares=[SHARE, SHARE], id="p"),
+        ),
+    ],
+)
+def test_presence_request_parses_and_round_trips(text: str, expected: Presence) -> None:
+    assert parse_client_message(text) == expected
+    assert parse_client_message(serialize(expected)) == expected
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        PresenceReply(online=[], id=1),
+        PresenceReply(online=[INBOX]),
+        PresenceReply(online=sorted([INBOX, SHARE]), id="x"),
+        PresenceReply(online=sorted(f"share_{i:011d}" for i in range(MAX_PRESENCE_SHARES))),
+    ],
+)
+def test_presence_reply_round_trips(message: PresenceReply) -> None:
+    assert parse_server_message(serialize(message)) == message
+
+
+def test_presence_direction_decides_the_class() -> None:
+    reply = '{"type":"presence","online":["' + INBOX + '"],"id":1}'
+    assert parse_server_message(reply) == PresenceReply(online=[INBOX], id=1)
+    assert bad(reply).code == "bad_message"  # a client does not send "online"
+    assert bad('{"type":"presence","shares":[]}', client=False).code == "bad_message"
+
+
+many = [f"share_{i:011d}" for i in range(MAX_PRESENCE_SHARES + 1)]
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"type": "presence"},
+        {"type": "presence", "shares": None},
+        {"type": "presence", "shares": SHARE},
+        {"type": "presence", "shares": {SHARE: True}},
+        {"type": "presence", "shares": many},
+        {"type": "presence", "shares": ["short"]},
+        {"type": "presence", "shares": [SHARE + "!"]},
+        {"type": "presence", "shares": ["x" * 65]},
+        {"type": "presence", "shares": [1]},
+        {"type": "presence", "shares": [None]},
+        {"type": "presence", "shares": [[SHARE]]},
+        {"type": "presence", "shares": [SHARE], "online": []},
+        {"type": "presence", "shares": [], "id": None},
+    ],
+)
+def test_presence_request_violations_are_bad_messages(obj: dict[str, Any]) -> None:
+    error = bad(json.dumps(obj))
+    assert error.code == "bad_message"
+
+
+def test_presence_request_violation_keeps_its_id() -> None:
+    assert bad(json.dumps({"type": "presence", "shares": many, "id": 7})).request_id == 7
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"type": "presence"},
+        {"type": "presence", "online": None},
+        {"type": "presence", "online": many},
+        {"type": "presence", "online": [SHARE, INBOX]},  # not sorted
+        {"type": "presence", "online": [INBOX, INBOX]},  # duplicate
+        {"type": "presence", "online": ["short"]},
+        {"type": "presence", "online": [], "shares": []},
+    ],
+)
+def test_presence_reply_violations_are_bad_messages(obj: dict[str, Any]) -> None:
+    assert bad(json.dumps(obj), client=False).code == "bad_message"
+
+
+def test_presence_local_errors() -> None:
+    assert ErrorCode.RATE_LIMITED == "rate_limited"
+    with pytest.raises(LocalProtocolError):
+        Presence(shares=many)
+    with pytest.raises(LocalProtocolError):
+        Presence(shares=(SHARE,))  # type: ignore[arg-type]
+    with pytest.raises(LocalProtocolError):
+        PresenceReply(online=[SHARE, INBOX])

@@ -17,7 +17,7 @@ import pytest
 import trio
 
 from daemon.runtime.config import ConfigError, load_config
-from daemon.signaling import Limits, MemorySessionStore, SignalingServer
+from daemon.signaling import Limits, MemorySessionStore, SignalingServer, open_signaling
 from daemon.signaling.redis_store import RedisSessionStore
 from daemon.signaling.store import (
     CodesExhausted,
@@ -361,6 +361,27 @@ async def test_rooms_expire_and_are_capped(make_store: StoreFactory) -> None:
         assert (await store.create_room("d", b"h", name=None, now=NOW + 15)).others == ()
 
 
+async def test_hosted_reports_the_shares_hosted_right_now(make_store: StoreFactory) -> None:
+    async with make_store() as store:
+        other, unknown = "share_fedcba9876543210", "inbox-abcdefghijklmnopqrst"
+        assert await store.hosted([]) == set()
+        assert await store.hosted([SHARE, other]) == set()
+        await store.host_share(SHARE, "a", KEY, want_code=True, now=NOW)
+        await store.host_share(other, "b", KEY, want_code=False, now=NOW)
+        assert await store.hosted([SHARE, other, unknown]) == {SHARE, other}
+        assert await store.hosted((SHARE, SHARE, unknown)) == {SHARE}  # duplicates are fine
+        await store.host_share(SHARE, "c", KEY, want_code=False, now=NOW)  # re-hosted elsewhere
+        assert await store.hosted([SHARE]) == {SHARE}
+        assert await store.unhost_share(SHARE, "c")
+        assert await store.hosted([SHARE, other]) == {other}
+        record = await store.join_by_share(other, "j", now=NOW)
+        assert record is not None
+        assert await store.drop_connection("j") == [record]  # a joiner leaving changes nothing
+        assert await store.hosted([other]) == {other}
+        await store.drop_connection("b")
+        assert await store.hosted([SHARE, other, unknown]) == set()
+
+
 # --- Redis only: two instances sharing one Redis --------------------------------------------------
 
 
@@ -387,6 +408,9 @@ async def test_state_is_shared_between_instances(redis_url: str) -> None:
         assert await a.get_session(record.session) == record
         assert await a.drop_connection("joiner") == [record]
         assert await b.get_session(record.session) is None
+        assert await b.hosted([SHARE, "share_fedcba9876543210"]) == {SHARE}
+        await a.drop_connection("host")
+        assert await b.hosted([SHARE]) == set()
 
 
 async def test_concurrent_joins_consume_a_code_once(redis_url: str) -> None:
@@ -473,6 +497,22 @@ async def test_handshake_across_two_servers(redis_url: str, connect_url) -> None
             assert await joiner.receive() == {"type": "left", "session": rejoined["session"]}
         nursery.cancel_scope.cancel()
 
+
+
+async def test_presence_across_two_servers(redis_url: str) -> None:
+    inbox = "inbox-abcdefghijklmnopqrst"
+    async with two_instances(redis_url) as (store_a, store_b), trio.open_nursery() as nursery:
+        options = {"heartbeat_interval": None, "close_timeout": 1.0}
+        port_a = await nursery.start(SignalingServer(store_a, **options).serve, "127.0.0.1", 0)
+        port_b = await nursery.start(SignalingServer(store_b, **options).serve, "127.0.0.1", 0)
+        async with open_signaling(f"ws://127.0.0.1:{port_b}/signal/v1") as asker:
+            async with open_signaling(f"ws://127.0.0.1:{port_a}/signal/v1") as device:
+                await device.host(inbox, "k" * 16, code=False)
+                assert await asker.presence([inbox, SHARE]) == {inbox}
+            with trio.fail_after(5):
+                while await asker.presence([inbox]):
+                    await trio.sleep(0.2)  # the close may take a moment (10 asks allowed)
+        nursery.cancel_scope.cancel()
 
 
 async def test_room_across_two_servers(redis_url: str, connect_url) -> None:

@@ -86,6 +86,15 @@ async def test_rehost_replaces_and_checks_the_key() -> None:
     assert same.replaced is None
 
 
+async def test_hosted_is_the_subset_hosted_now() -> None:
+    store = MemorySessionStore()
+    assert await store.hosted([SHARE]) == set()
+    await store.host_share(SHARE, "host", KEY, want_code=False, now=NOW)
+    assert await store.hosted([SHARE, "x" * 16]) == {SHARE}
+    await store.drop_connection("host")
+    assert await store.hosted([SHARE]) == set()
+
+
 async def test_drop_connection_ends_everything_it_owns() -> None:
     store = MemorySessionStore()
     hosted = await store.host_share(SHARE, "host", KEY, want_code=True, now=NOW)
@@ -175,6 +184,9 @@ async def test_global_failed_join_budget_slides() -> None:
         {"global_failed_join_budget": 0},
         {"max_connections": 0},
         {"max_connections_per_ip": 0},
+        {"presence_requests": 0},
+        {"presence_requests_per_ip": 0},
+        {"presence_window": 0},
         {"allowed_origins": {"https://a.example"}},
         {"allowed_origins": frozenset({1})},
     ],
