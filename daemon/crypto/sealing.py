@@ -79,7 +79,11 @@ _U64_MAX = (1 << 64) - 1
 
 class SealError(ValueError):
     """A sealed chunk did not open: tampered, replayed, reordered, truncated, cut short, sealed
-    with another key or for another transfer, file or offset. Say nothing more to the peer."""
+    with another key or for another transfer, file or offset. Say nothing more to the peer.
+
+    It must stay a ``ValueError`` (also if it joins ``daemon.crypto.errors``): the transfer
+    machines, which may not import this package, report any ``ValueError`` from an opener as
+    ``bad_seal``."""
 
 
 def _check_key(key: object) -> bytes:
