@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 # Debian packages the test suite drives for real.
-TEST_DEBS := curl iproute2 procps redis-server coturn iptables
+TEST_DEBS := curl iproute2 procps redis-server coturn iptables chromium fonts-dejavu-core
 
 .PHONY: run test venv bench clean
 

@@ -1,48 +1,45 @@
 """The control API: a litestar app over the daemon's :class:`daemon.ApplianceAPI` facade.
 
 It holds no state of its own and never touches files: every route translates HTTP into one facade
-call and the result (frozen snapshots) back into JSON. Errors from the facade become JSON bodies
-``{"error": code, "message": text}`` with a fitting status.
+call and the result (frozen snapshots) back into JSON. Errors become JSON bodies
+``{"error": code, "message": text}`` with a fitting status (``control_api.errors``).
+
+Routes live by subject: ``routes_transfers``, ``routes_shares``, ``routes_inbox`` (and the outbox),
+``routes_events`` (SSE), ``routes_settings``; health, stats, metrics, pairing and devices here.
+Response bodies are the typed structs of ``control_api.models``, so the OpenAPI schema
+(``/api/v1/schema``) says exactly what each route answers.
 """
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import AsyncIterator
-from dataclasses import asdict
 from typing import Any, Literal
 
 import msgspec
-from litestar import Litestar, Request, Response, delete, get, patch, post, put
-from litestar.connection import ASGIConnection
-from litestar.datastructures import UploadFile
-from litestar.exceptions import HTTPException, NotAuthorizedException
-from litestar.handlers.base import BaseRouteHandler
+from litestar import Litestar, Request, delete, get, patch, post
 from litestar.openapi import OpenAPIConfig
-from litestar.status_codes import HTTP_202_ACCEPTED
 from msgspec import Struct
 
-from daemon import ApplianceAPI, ApplianceError, ShareCreated, TransferRecord, Upload, render_prometheus
+from daemon import ApplianceAPI, ApplianceError, render_prometheus
 from daemon.facade import DeviceBookAPI
 
-__all__ = ["create_app"]
+from control_api.errors import GUARDED, error_responses, exception_handlers
+from control_api.models import DeviceOut, HealthOut, PairOffer, device_out
+from control_api.routes_events import event_routes
+from control_api.routes_inbox import inbox_routes
+from control_api.routes_settings import settings_routes
+from control_api.routes_shares import share_routes
+from control_api.routes_transfers import transfer_routes
+from control_api.routes_upload import upload_routes
+from control_api.security import WebSecurity, WebSettings
+from control_api.web import web_ui_routes
 
-UPLOAD_READ_SIZE = 1024 * 1024
+__all__ = ["create_app"]
 
 
 class PairRequest(Struct, forbid_unknown_fields=True):
     """Join another appliance's pairing offer (both fields), or, empty, make an offer."""
 
     code: str | None = None
-    signal: str | None = None
-
-
-class PushRequest(Struct, forbid_unknown_fields=True):
-    device: str
-
-
-class ReceiveRequest(Struct, forbid_unknown_fields=True):
-    code: str
     signal: str | None = None
 
 
@@ -75,143 +72,70 @@ def _apply_device_patch(book: DeviceBookAPI, device_id: str, change: DevicePatch
     return book.describe(record)
 
 
-def _transfer_json(record: TransferRecord) -> dict[str, Any]:
-    return {
-        "id": record.id,
-        "direction": record.direction.value,
-        "state": record.state.value,
-        "bytes_done": record.bytes_done,
-        "bytes_total": record.bytes_total,
-        "bytes_moved": record.bytes_moved,
-        "error": record.error,
-        "created_at": record.created_at,
-        "updated_at": record.updated_at,
-        "files": [
-            {"path": f.path, "size": f.size, "sha256": f.sha256, "offset": f.offset, "final_path": f.final_path}
-            for f in record.files
-        ],
-    }
+def create_app(appliance: ApplianceAPI, *, api_token: str, web: WebSettings | None = None) -> Litestar:
+    """Build the app. Every route except ``/api/v1/health``, the schema and login needs the bearer
+    ``api_token`` or a web session (``control_api.security``); ``web`` sets the Host allowlist."""
+    security = WebSecurity(api_token, web)
+    guard = security.guard
 
+    @get("/api/v1/health", sync_to_thread=False, tags=["appliance"], responses=error_responses(403))
+    def health() -> HealthOut:
+        return msgspec.convert(appliance.health(), HealthOut)
 
-def _share_json(share: ShareCreated) -> dict[str, Any]:
-    return asdict(share)
-
-
-def _require_token(token: str):
-    expected = f"Bearer {token}".encode()
-
-    def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
-        given = connection.headers.get("authorization", "").encode()
-        if not hmac.compare_digest(given, expected):
-            raise NotAuthorizedException("a valid 'Authorization: Bearer <token>' header is required")
-
-    return guard
-
-
-async def _chunks(stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    async for chunk in stream:
-        if chunk:
-            yield chunk
-
-
-async def _upload_chunks(upload: UploadFile) -> AsyncIterator[bytes]:
-    while chunk := await upload.read(UPLOAD_READ_SIZE):
-        yield chunk
-
-
-def create_app(appliance: ApplianceAPI, *, api_token: str) -> Litestar:
-    """Build the app. ``api_token`` guards every route except ``/api/v1/health``."""
-    guard = _require_token(api_token)
-
-    @get("/api/v1/health", sync_to_thread=False)
-    def health() -> dict[str, Any]:
-        return appliance.health()
-
-    @put("/api/v1/shares/{name:str}", guards=[guard], request_max_body_size=None, status_code=201)
-    async def put_share(request: Request, name: str) -> dict[str, Any]:
-        share = await appliance.create_share([Upload(path=name, chunks=_chunks(request.stream()))], name=name)
-        return _share_json(share)
-
-    @post("/api/v1/shares", guards=[guard], request_max_body_size=None, status_code=201)
-    async def post_share(request: Request) -> dict[str, Any]:
-        form = await request.form()
-        files = [v for _, v in form.multi_items() if isinstance(v, UploadFile)]
-        if not files:
-            raise HTTPException(status_code=400, detail="multipart body has no file parts")
-        uploads = [Upload(path=f.filename or "file", chunks=_upload_chunks(f)) for f in files]
-        try:
-            share = await appliance.create_share(uploads, name=str(form.get("name") or files[0].filename or "share"))
-        finally:
-            for f in files:
-                await f.close()
-        return _share_json(share)
-
-    @get("/api/v1/stats", guards=[guard])
+    @get("/api/v1/stats", guards=[guard], tags=["appliance"], responses=error_responses(*GUARDED))
     async def stats() -> dict[str, Any]:
         return await appliance.stats()
 
-    @get("/metrics", guards=[guard], media_type="text/plain; version=0.0.4")
+    @get("/metrics", guards=[guard], media_type="text/plain; version=0.0.4", tags=["appliance"],
+         responses=error_responses(*GUARDED))
     async def metrics() -> str:
         return render_prometheus(await appliance.stats())
 
-    @get("/api/v1/shares", guards=[guard], sync_to_thread=False)
-    def list_shares() -> list[dict[str, Any]]:
-        return [_share_json(s) for s in appliance.shares()]
-
-    @get("/api/v1/transfers", guards=[guard], sync_to_thread=False)
-    def list_transfers() -> list[dict[str, Any]]:
-        return [_transfer_json(t) for t in appliance.transfers()]
-
-    @get("/api/v1/transfers/{transfer_id:str}", guards=[guard], sync_to_thread=False)
-    def get_transfer(transfer_id: str) -> dict[str, Any]:
-        record = appliance.transfer(transfer_id)
-        if record is None:
-            raise HTTPException(status_code=404, detail=f"no transfer {transfer_id!r}")
-        return _transfer_json(record)
-
-    @post("/api/v1/receive", guards=[guard], status_code=HTTP_202_ACCEPTED)
-    async def receive(data: ReceiveRequest) -> dict[str, Any]:
-        return _transfer_json(await appliance.receive(data.code, signal_url=data.signal))
-
-    @post("/api/v1/pair", guards=[guard], status_code=200)
-    async def pair(data: PairRequest) -> dict[str, Any]:
+    @post("/api/v1/pair", guards=[guard], status_code=200, tags=["devices"],
+          responses=error_responses(*GUARDED, 404, 503))
+    async def pair(data: PairRequest) -> PairOffer | DeviceOut:
+        """Without a body's ``code``, offer a pairing code; with ``code`` and ``signal``, join the
+        other appliance's offer (answers that device)."""
         if data.code is None:
-            return await appliance.offer_pairing()
+            return msgspec.convert(await appliance.offer_pairing(), PairOffer)
         if not data.signal:
             raise ApplianceError("joining a pairing offer needs the other appliance's signal URL", code="bad_request")
-        return await appliance.pair_with(data.code, data.signal)
+        return device_out(await appliance.pair_with(data.code, data.signal))
 
-    @post("/api/v1/shares/{share_id:str}/push", guards=[guard], status_code=HTTP_202_ACCEPTED)
-    async def push_share(share_id: str, data: PushRequest) -> dict[str, Any]:
-        return {"id": await appliance.push_share(share_id, data.device)}
-
-    @get("/api/v1/devices", guards=[guard], sync_to_thread=False)
-    def list_devices() -> list[dict[str, Any]]:
+    @get("/api/v1/devices", guards=[guard], sync_to_thread=False, tags=["devices"],
+         responses=error_responses(*GUARDED))
+    def list_devices() -> list[DeviceOut]:
         book = appliance.devices
-        return [book.describe(d) for d in book.list()]
+        return [device_out(book.describe(d)) for d in book.list()]
 
-    @get("/api/v1/devices/{device_id:str}", guards=[guard], sync_to_thread=False)
-    def get_device(device_id: str) -> dict[str, Any]:
+    @get("/api/v1/devices/{device_id:str}", guards=[guard], sync_to_thread=False, tags=["devices"],
+         responses=error_responses(*GUARDED, 404))
+    def get_device(device_id: str) -> DeviceOut:
         book = appliance.devices
-        return book.describe(book.get(device_id))
+        return device_out(book.describe(book.get(device_id)))
 
-    @patch("/api/v1/devices/{device_id:str}", guards=[guard])
-    async def patch_device(request: Request, device_id: str) -> dict[str, Any]:
+    @patch("/api/v1/devices/{device_id:str}", guards=[guard], tags=["devices"],
+           responses=error_responses(*GUARDED, 404))
+    async def patch_device(request: Request, device_id: str) -> DeviceOut:
+        """Rename (``name``), approve or revoke (``status``) a device."""
         change = _device_patch(await request.body())
-        return _apply_device_patch(appliance.devices, device_id, change)
+        return device_out(_apply_device_patch(appliance.devices, device_id, change))
 
-    @delete("/api/v1/devices/{device_id:str}", guards=[guard], sync_to_thread=False)
+    @delete("/api/v1/devices/{device_id:str}", guards=[guard], sync_to_thread=False, tags=["devices"],
+            responses=error_responses(*GUARDED, 404))
     def forget_device(device_id: str) -> None:
         appliance.devices.forget(device_id)
 
-    def appliance_error(_: Request, exc: ApplianceError) -> Response:
-        return Response({"error": exc.code, "message": str(exc)}, status_code=exc.status)
-
-    return Litestar(
-        route_handlers=[health, put_share, post_share, stats, metrics, list_shares, list_transfers, get_transfer,
-                        receive, pair, push_share, list_devices, get_device, patch_device, forget_device],
-        exception_handlers={ApplianceError: appliance_error},
+    app = Litestar(
+        route_handlers=[health, stats, metrics, pair, list_devices, get_device, patch_device, forget_device,
+                        *transfer_routes(appliance, guard), *share_routes(appliance, guard),
+                        *inbox_routes(appliance, guard), *event_routes(appliance, guard),
+                        *settings_routes(appliance, guard),
+                        *upload_routes(appliance, guard),  # PUT /api/v1/inbox/{path}
+                        *web_ui_routes()],  # the web UI: static web_ui/ at /, and /r/{code}
+        exception_handlers=exception_handlers(),
         openapi_config=OpenAPIConfig(title="doorstep control API", version="1", path="/api/v1/schema"),
         request_max_body_size=1024 * 1024,
         logging_config=None,  # the daemon owns logging; litestar must not reconfigure it
     )
+    return security.install(app)  # Host allowlist in front of everything; login/session/logout routes

@@ -6,14 +6,16 @@ The control API depends on this module and on ``daemon.state`` snapshots only.
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from daemon.state import DeviceRecord, TransferRecord
+from daemon.state import DeviceRecord, Direction, OutboxItem, TransferRecord, TransferState
 
 __all__ = ["ApplianceAPI", "ApplianceError", "ShareCreated", "Upload", "DeviceBookAPI", "UnknownDevice",
-           "BadDeviceName"]
+           "BadDeviceName", "TransferStatus", "Arrival", "DeviceChange", "ShareChange", "Event", "EventStreamLost",
+           "EventSubscription", "InboxFile", "InboxDownload", "SettingValue"]
 
 
 class ApplianceError(Exception):
@@ -66,6 +68,94 @@ class ShareCreated:
     files: list[dict[str, Any]]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransferStatus:
+    """A transfer as the journal has it, plus how fast it moves now."""
+
+    record: TransferRecord
+    speed: float
+    """Bytes per second over the last few seconds; 0.0 when idle."""
+    eta: float | None
+    """Seconds until done at that speed; None unless bytes are moving."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Arrival:
+    """A file that landed in the inbox, verified: ``path`` is relative to the inbox."""
+
+    transfer_id: str
+    path: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeviceChange:
+    """A device was paired, renamed, approved or revoked (``record``), or forgotten (None)."""
+
+    device_id: str
+    record: DeviceRecord | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ShareChange:
+    """A share was created or retired (expired, sent, revoked)."""
+
+    change: str  # "created" | "retired"
+    share: ShareCreated
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """One event of the daemon's event stream: ``kind`` is ``transfer`` (payload
+    :class:`TransferStatus`), ``arrival`` (:class:`Arrival`), ``device`` (:class:`DeviceChange`) or
+    ``share`` (:class:`ShareChange`); ``id`` increases by one per event."""
+
+    id: int
+    kind: str
+    payload: Any
+
+
+class EventStreamLost(Exception):
+    """The event stream of this listener ended (it fell behind); reconnect with the last id seen."""
+
+
+class EventSubscription(Protocol):
+    async def receive(self, timeout: float) -> Event | None:
+        """The next event; None if none came within ``timeout`` seconds. Raises
+        :class:`EventStreamLost` when the stream ended."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InboxFile:
+    """A file in the inbox: where (relative to it), size, mtime; and, when the journal placed it
+    there, the transfer that brought it and its SHA-256 (None for files put there otherwise)."""
+
+    path: str
+    size: int
+    mtime: float
+    transfer_id: str | None
+    sha256: str | None
+
+
+class InboxDownload(Protocol):
+    """An inbox file opened for reading; ``close()`` it."""
+
+    path: str
+    size: int
+    mtime: float
+
+    async def read(self, offset: int, length: int) -> bytes:
+        """Up to ``length`` bytes from ``offset`` (fewer only at the end)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+SettingValue = str | bool | float | int
+
+
 class DeviceBookAPI(Protocol):
     """The paired devices (:class:`daemon.runtime.devices.DeviceBook`). Methods taking a ``device_id``
     raise :class:`UnknownDevice` for an id nobody paired; names raise :class:`BadDeviceName`."""
@@ -101,11 +191,80 @@ class ApplianceAPI(Protocol):
 
     def shares(self) -> list[ShareCreated]: ...
 
-    def transfers(self) -> list[TransferRecord]: ...
+    async def create_text_share(self, text: str, *, name: str) -> ShareCreated:
+        """Share ``text`` as one UTF-8 file ``name`` (a .txt). Raises ApplianceError: ``bad_name``,
+        ``too_large`` (413) over 1 MiB."""
+        ...
 
-    def transfer(self, transfer_id: str) -> TransferRecord | None: ...
+    async def revoke_share(self, share_id: str) -> None:
+        """Stop hosting the share, delete its files; its transfer ends cancelled. Raises
+        ApplianceError ``unknown_share`` (404)."""
+        ...
 
-    async def receive(self, code: str, *, signal_url: str | None = None) -> TransferRecord: ...
+    def share_qr_svg(self, share_id: str) -> str:
+        """The share link as an SVG QR code. Raises ApplianceError ``unknown_share`` (404) for an
+        unknown share or one without a live code."""
+        ...
+
+    def transfers(self, *, states: frozenset[TransferState] | None = None, direction: Direction | None = None,
+                  limit: int | None = None) -> list[TransferStatus]:
+        """Transfers, oldest first, filtered; ``limit`` keeps the newest ones."""
+        ...
+
+    def transfer(self, transfer_id: str) -> TransferStatus:
+        """Raises ApplianceError ``unknown_transfer`` (404)."""
+        ...
+
+    async def cancel_transfer(self, transfer_id: str) -> TransferStatus:
+        """Stop a transfer that is not finished (state ``cancelled``). Raises ApplianceError
+        ``unknown_transfer`` (404), ``finished`` (409)."""
+        ...
+
+    async def retry_transfer(self, transfer_id: str) -> TransferStatus:
+        """Start a failed or cancelled transfer again from its durable offsets: a receive fetched
+        by share id, or a push. Raises ApplianceError ``unknown_transfer`` (404),
+        ``not_retryable`` (409)."""
+        ...
+
+    async def receive(self, code: str, *, signal_url: str | None = None) -> TransferStatus: ...
+
+    def subscribe(self, last_event_id: int | None = None) -> AbstractContextManager[EventSubscription]:
+        """Listen to the event stream while the ``with`` block lasts; with ``last_event_id``, the
+        buffered events after it come first."""
+        ...
+
+    async def inbox_files(self, prefix: str = "") -> list[InboxFile]:
+        """Files in the inbox whose path starts with ``prefix``, sorted by path."""
+        ...
+
+    async def open_inbox_file(self, path: str) -> InboxDownload:
+        """Raises ApplianceError ``bad_path`` (400), ``not_found`` (404)."""
+        ...
+
+    async def upload_to_inbox(self, upload: Upload, *, size: int, sha256: str | None = None) -> TransferStatus:
+        """Store one file a client sends (``size`` bytes; ``sha256``: the client's digest, optional)
+        in the inbox, verified, under a name that overwrites nothing; journaled as a receive
+        transfer. Returns it once done. Raises ApplianceError ``bad_name``, ``bad_digest``,
+        ``incomplete``, ``digest_mismatch`` (400), ``cancelled`` (409), ``too_large`` (413),
+        ``insufficient_storage`` (507). See :mod:`daemon.runtime.uploads`."""
+        ...
+
+    async def delete_inbox_file(self, path: str) -> None:
+        """Raises ApplianceError ``bad_path`` (400), ``not_found`` (404)."""
+        ...
+
+    def outbox_queue(self) -> list[OutboxItem]:
+        """The outbox queue, oldest first (empty without an outbox)."""
+        ...
+
+    def settings(self) -> dict[str, Any]:
+        """The effective configuration by dotted key, secrets and paths to secrets left out."""
+        ...
+
+    async def update_settings(self, changes: Mapping[str, SettingValue]) -> dict[str, Any]:
+        """Apply and persist changes to the keys that may change live; returns :meth:`settings`.
+        Raises ApplianceError ``bad_setting`` (400)."""
+        ...
 
     async def offer_pairing(self) -> dict[str, Any]:
         """Host a one-time pairing offer: ``{code, expires_at, signal, device_id}``."""

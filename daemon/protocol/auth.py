@@ -47,6 +47,7 @@ __all__ = [
 AUTH_VERSION = 1
 MAX_DEVICE_NAME_CHARS = 64
 _NAME_RE = re.compile(r"[^\x00-\x1f\x7f]{1,64}")
+_SIGNAL_RE = re.compile(r"wss?://[!-~]{1,506}")
 
 
 class AuthMode(enum.StrEnum):
@@ -142,8 +143,14 @@ class AuthIdentity:
     device_key: bytes
     name: str
     signature: bytes
+    signal: str | None = None
+    """Where the sender can be reached later (its public signaling URL), if it says."""
 
     def __post_init__(self) -> None:
+        if self.signal is not None and (
+            type(self.signal) is not str or not _SIGNAL_RE.fullmatch(self.signal)
+        ):
+            raise _fail("signal must be a ws:// or wss:// URL of at most 512 printable characters")
         _check_bytes("device_key", self.device_key, KEY_BYTES)
         _check_bytes("signature", self.signature, SIGNATURE_BYTES)
         if type(self.name) is not str or not _NAME_RE.fullmatch(self.name):
@@ -266,12 +273,12 @@ class AuthHandshake:
         self._sent_confirm = True
         return encode_auth(AuthConfirm(tag=tag))
 
-    def send_identity(self, device_key: bytes, name: str, signature: bytes) -> bytes:
+    def send_identity(self, device_key: bytes, name: str, signature: bytes, signal: str | None = None) -> bytes:
         self._need(AuthState.IDENTIFYING)
         if self._sent_identity:
             raise LocalProtocolError("identity already sent", code="bad_state")
         self._sent_identity = True
-        return encode_auth(AuthIdentity(device_key=device_key, name=name, signature=signature))
+        return encode_auth(AuthIdentity(device_key=device_key, name=name, signature=signature, signal=signal))
 
     def send_failed(self, reason: str, *, code: str = "failed") -> bytes:
         self.state = AuthState.FAILED

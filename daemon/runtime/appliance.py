@@ -4,23 +4,28 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import io
 import logging
 import re
 import secrets
 import time
 from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from functools import partial
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import segno
 import trio
 
-from daemon.facade import ApplianceError, ShareCreated, Upload
+from daemon.facade import (
+    ApplianceError, DeviceChange, InboxDownload, InboxFile, SettingValue, ShareChange, ShareCreated, TransferStatus,
+    Upload,
+)
 from daemon.ice import IceConfig
 from daemon.signaling import JoinFailed
-from daemon.state import Direction, FileRecord, ShareRecord, StateDB, TransferRecord, TransferState
+from daemon.state import Direction, FileRecord, OutboxItem, ShareRecord, StateDB, TransferRecord, TransferState
 from daemon.storage import Inbox, ShareDir, ShareSpool, SourceFile, UnsafeName, spool_source
 from daemon.state import OutboxQueue
 
@@ -36,13 +41,20 @@ from daemon.transfer.errors import TransferFailed
 from daemon.state import DeviceRecord, DeviceStatus
 from daemon.transfer.receiving import place_held
 
+from .activity import TransferActivity
 from .authentication import Authenticated, AuthenticationFailed, Credentials, authenticate
 from .devices import DeviceBook
+from .events import EventBus, Subscription
 from .fetching import RETRYABLE, Fetch, fetch
 from .hosting import ShareHost
+from .inbox_access import delete_inbox_file, list_inbox, open_inbox_file
 from .outbox import AfterSend, OutboxService, PushOutcome, PushResult, device_folders
 from .pairing import inbox_address, new_pairing_id
+from .presence import PresenceWatcher, device_entries
 from .sessions import receive_over_session, send_over_session, session_ice
+from .settings import LiveSettings, SettingError
+from .transfer_tasks import TransferTasks
+from .uploads import InboxUploads
 
 __all__ = ["Appliance"]
 
@@ -51,6 +63,11 @@ log = logging.getLogger("doorstep.appliance")
 CODE_RE = re.compile(r"[0-9]{6}")
 EXPIRY_SWEEP_SECONDS = 60.0
 CONTROL_LIMIT = 1024 * 1024
+TEXT_SHARE_LIMIT = 1024 * 1024
+"""Largest text share, in UTF-8 bytes."""
+CANCELLED_BY_OWNER = "cancelled by the owner"
+PUSH_ORIGIN = "push:"
+"""A transfer's origin (``signal_url`` column) for pushes: ``push:<device id>``."""
 
 
 class Appliance:
@@ -61,9 +78,18 @@ class Appliance:
                  http_url: str, share_ttl: float, version: str, identity: DeviceIdentity,
                  name: str = "doorstep", encrypt: bool = False, unpaired: str = "hold",
                  per_device: bool = False, outbox_dir: Path | None = None, outbox_queue: OutboxQueue | None = None,
-                 outbox_after_send: AfterSend = AfterSend.MOVE, outbox_settle: float = 2.0) -> None:
+                 outbox_after_send: AfterSend = AfterSend.MOVE, outbox_settle: float = 2.0,
+                 settings: LiveSettings | None = None) -> None:
         self._db = db
+        self.events = EventBus()
+        self.activity = TransferActivity(db, self.events)
+        db.observe(self.activity.observe)
+        self._tasks = TransferTasks()
+        self._settings = settings
+        if settings is not None:
+            settings.on_change(self._apply_settings)
         self._inbox = inbox
+        self.uploads = InboxUploads(inbox=inbox, db=db, tasks=self._tasks)  # fails uploads a stop cut off
         self._spool = spool
         self._ice = ice
         self._signal_url = signal_url
@@ -74,23 +100,29 @@ class Appliance:
         self._share_ttl = share_ttl
         self._version = version
         self._codes: dict[str, tuple[str | None, float | None]] = {}
-        self._host = ShareHost(signal_url=self._local_signal_url, db=db, spool=spool, ice=ice, codes=self._codes, encrypt=encrypt)
+        self._host = ShareHost(signal_url=self._local_signal_url, db=db, spool=spool, ice=ice, codes=self._codes,
+                               encrypt=encrypt, on_retire=self._share_retired)
         self._nursery: trio.Nursery | None = None
         self._statistics: dict[str, Callable[[], Any]] = {}
         self.identity = identity
         self._encrypt = encrypt
         self.name = name
-        self.devices = DeviceBook(db, own_public_key=identity.public_key, on_change=self._device_changed)
+        self.devices = DeviceBook(db, own_public_key=identity.public_key, on_change=self._device_changed,
+                                  on_event=self._device_event)
+        self.presence = PresenceWatcher(lambda: device_entries(self.devices.list()), interval=30.0)
+        """Which paired devices are online: their inbox address hosted on their signaling server."""
+        self.devices.presence = self.presence.status
         self._unpaired = unpaired
         self._per_device = per_device
         self._pairings: dict[str, str] = {}
         self._outbox_queue = outbox_queue
+        self._after_send = outbox_after_send
         self.outbox: OutboxService | None = None
         if outbox_dir is not None and outbox_queue is not None:
             self.outbox = OutboxService(
                 root=outbox_dir, queue=outbox_queue, folders=lambda: device_folders(self.devices.list()),
                 create_share=self.create_outbox_share, push=self.push_outbox_share,
-                discard_share=self.discard_outbox_share, policy=lambda _folder: outbox_after_send,
+                discard_share=self.discard_outbox_share, policy=lambda _folder: self._after_send,
                 settle=outbox_settle,
             )
 
@@ -99,7 +131,9 @@ class Appliance:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            await nursery.start(self.activity.run)
             await nursery.start(self._host.run)
+            await nursery.start(self.presence.run)
             await self._host.host_address(inbox_address(self.identity.device_id), self._receive_push, code=False)
             self._resume_fetches()
             nursery.start_soon(self._expire_shares)
@@ -184,7 +218,8 @@ class Appliance:
         await self._host.drop_address(session.share)  # one joiner, one guess, whatever happens
         if code is None:
             return
-        creds = Credentials(passwords={AuthMode.PAIR: code.encode()}, identity=self.identity, name=self.name)
+        creds = Credentials(passwords={AuthMode.PAIR: code.encode()}, identity=self.identity, name=self.name,
+                            signal_url=self._signal_url)
         try:
             async with open_data_channel(session, Role.OFFERER, session_ice(session, self._ice),
                                              receive_limit=CONTROL_LIMIT) as channel:
@@ -193,7 +228,8 @@ class Appliance:
             log.warning("pairing offer %s failed: %s", session.share[:12], exc)
             return
         assert auth.peer_device_key is not None
-        record = self.devices.pin(auth.peer_device_key, auth.peer_name or "", signal_url=None)
+        record = self.devices.pin(auth.peer_device_key, auth.peer_name or "", signal_url=auth.peer_signal_url)
+        self.presence.wake()
         log.info("paired with device %s (%s)", record.device_id, record.name)
         if self.outbox is not None:
             self.outbox.wake()
@@ -203,7 +239,7 @@ class Appliance:
         if not CODE_RE.fullmatch(code):
             raise ApplianceError("a pairing code is 6 digits", code="bad_code")
         creds = Credentials(mode=AuthMode.PAIR, passwords={AuthMode.PAIR: code.encode()},
-                            identity=self.identity, name=self.name)
+                            identity=self.identity, name=self.name, signal_url=self._signal_url)
         try:
             async with open_signaling(signal_url) as signal:
                 session = await signal.join(code=code)
@@ -219,6 +255,7 @@ class Appliance:
             raise ApplianceError(f"cannot reach the other appliance: {exc}", code="signaling", status=503) from None
         assert auth.peer_device_key is not None
         record = self.devices.pin(auth.peer_device_key, auth.peer_name or "", signal_url=signal_url)
+        self.presence.wake()
         if self.outbox is not None:
             self.outbox.wake()
         return self.devices.describe(record)
@@ -230,6 +267,12 @@ class Appliance:
         of a share this device already half-sent resumes from the durable offsets."""
         journal = [secrets.token_hex(8)]  # our record; replaced by an earlier one on a resume
         self._db.add_transfer(journal[0], Direction.RECEIVE)
+        with self._tasks.run(journal[0]) as running:
+            await self._receive_pushed(session, journal, lambda earlier: self._tasks.rename(running, earlier))
+        if running.cancelled:
+            self._db.set_state(running.transfer_id, TransferState.CANCELLED, CANCELLED_BY_OWNER)
+
+    async def _receive_pushed(self, session: SignalSession, journal: list[str], resumed: Callable[[str], None]) -> None:
         sender: list[DeviceRecord] = []
 
         def authenticated(auth: Authenticated) -> None:
@@ -239,17 +282,19 @@ class Appliance:
                 record = self.devices.pin(auth.peer_device_key, "", signal_url=None, approved=False)
                 log.info("device %s is not paired; what it sends waits for approval", record.device_id)
             self.devices.touch(record.device_id)
-            self._db.set_origin(journal[0], f"push:{record.device_id}")
+            self.presence.seen(record.device_id)
+            self._db.set_origin(journal[0], f"{PUSH_ORIGIN}{record.device_id}")
             sender.append(record)
 
         def placement(auth: Authenticated) -> tuple[bool, str]:
             return auth.peer_trusted, self._device_folder(sender[0]) if auth.peer_trusted else ""
 
         def journal_for(share_id: str) -> str:
-            earlier = self._db.find_unfinished_receive(share_id, f"push:{sender[0].device_id}")
+            earlier = self._db.find_unfinished_receive(share_id, f"{PUSH_ORIGIN}{sender[0].device_id}")
             if earlier is not None and earlier.id != journal[0]:
                 self._db.remove_transfer(journal[0])
                 journal[0] = earlier.id
+                resumed(earlier.id)
                 log.info("resuming the push of transfer %s", earlier.id)
             self._db.set_state(journal[0], TransferState.ACTIVE)
             return journal[0]
@@ -288,8 +333,15 @@ class Appliance:
         record = self.devices.by_key(public_key)
         return record is None or record.status is DeviceStatus.PENDING
 
+    def _device_event(self, record: DeviceRecord | None, device_id: str) -> None:
+        self.events.publish("device", DeviceChange(device_id=device_id, record=record))
+
+    def _share_retired(self, share: ShareRecord) -> None:
+        self.events.publish("share", ShareChange(change="retired", share=self._describe(share, live=False)))
+
     def _device_changed(self, record: DeviceRecord | None, device_id: str) -> None:
         """The owner approved, revoked or forgot a device: settle what it sent that was held."""
+        self.presence.wake()
         if self.outbox is not None:
             self.outbox.wake()
         if self._db.held_transfers(device_id):
@@ -330,7 +382,14 @@ class Appliance:
         return record.id
 
     async def _push(self, share: ShareRecord, device_id: str, signal_url: str, transfer_id: str) -> None:
+        self._db.set_origin(transfer_id, f"{PUSH_ORIGIN}{device_id}")
         self._db.set_state(transfer_id, TransferState.ACTIVE)
+        with self._tasks.run(transfer_id) as running:
+            await self._push_once(share, device_id, signal_url, transfer_id)
+        if running.cancelled:
+            self._db.set_state(transfer_id, TransferState.CANCELLED, CANCELLED_BY_OWNER)
+
+    async def _push_once(self, share: ShareRecord, device_id: str, signal_url: str, transfer_id: str) -> None:
         try:
             async with open_signaling(signal_url) as signal:
                 session = await signal.join(share=inbox_address(device_id))
@@ -366,6 +425,7 @@ class Appliance:
                             created_at=now, expires_at=now + self._share_ttl, files=(record,))
         self._db.add_share(share)
         self._db.add_transfer(secrets.token_hex(8), Direction.SEND, share_id=share_id, files=[record])
+        self.events.publish("share", ShareChange(change="created", share=self._describe(share)))
         return share_id
 
     async def push_outbox_share(self, share_id: str, device_id: str) -> PushOutcome:
@@ -374,6 +434,8 @@ class Appliance:
         record = self._db.find_transfer(share_id, Direction.SEND)
         if share is None or record is None:
             return PushOutcome(PushResult.SHARE_GONE, "the share is gone")
+        if record.state is TransferState.CANCELLED:
+            return PushOutcome(PushResult.REFUSED, record.error or CANCELLED_BY_OWNER)
         device = self._db.get_device(device_id)
         if device is None or device.status is not DeviceStatus.APPROVED:
             return PushOutcome(PushResult.REFUSED, "the device is no longer paired")
@@ -383,6 +445,8 @@ class Appliance:
         done = self._db.get_transfer(record.id)
         if done is not None and done.state is TransferState.DONE:
             return PushOutcome(PushResult.DELIVERED)
+        if done is not None and done.state is TransferState.CANCELLED:
+            return PushOutcome(PushResult.REFUSED, done.error or CANCELLED_BY_OWNER)
         return PushOutcome(PushResult.RETRY, done.error if done is not None else "the transfer record vanished")
 
     async def discard_outbox_share(self, share_id: str) -> None:
@@ -418,7 +482,9 @@ class Appliance:
         self._codes[share_id] = (hosted.code, hosted.expires_at)
         self._db.add_share(share)
         self._db.add_transfer(secrets.token_hex(8), Direction.SEND, share_id=share_id, files=files)
-        return self._describe(share)
+        described = self._describe(share)
+        self.events.publish("share", ShareChange(change="created", share=described))
+        return described
 
     async def _spool_upload(self, share_dir: ShareDir, index: int, upload: Upload) -> FileRecord:
         """Stream one upload into the share, hashing as it goes; the file appears only when complete."""
@@ -439,8 +505,9 @@ class Appliance:
                 raise ApplianceError(f"two files are named {writer.relpath!r}", code="duplicate_name") from None
         return FileRecord(index=index, path=writer.relpath, size=size, sha256=digest.hexdigest())
 
-    def _describe(self, share: ShareRecord) -> ShareCreated:
-        code, expires_at = self._codes.get(share.share_id, (None, None))
+    def _describe(self, share: ShareRecord, *, live: bool = True) -> ShareCreated:
+        """The share as clients see it; ``live=False``: without its code (a retired share)."""
+        code, expires_at = self._codes.get(share.share_id, (None, None)) if live else (None, None)
         if expires_at is not None and expires_at <= time.time():
             code = expires_at = None
         url = f"{self._http_url}/r/{code}" if code else None
@@ -470,13 +537,21 @@ class Appliance:
     def shares(self) -> list[ShareCreated]:
         return [self._describe(s) for s in self._db.list_shares()]
 
-    def transfers(self) -> list[TransferRecord]:
-        return self._db.list_transfers()
+    def transfers(self, *, states: frozenset[TransferState] | None = None, direction: Direction | None = None,
+                  limit: int | None = None) -> list[TransferStatus]:
+        records = self._db.list_transfers(states=states, direction=direction, limit=limit)
+        return [self.activity.status(r) for r in records]
 
-    def transfer(self, transfer_id: str) -> TransferRecord | None:
-        return self._db.get_transfer(transfer_id)
+    def transfer(self, transfer_id: str) -> TransferStatus:
+        return self.activity.status(self._require_transfer(transfer_id))
 
-    async def receive(self, code: str, *, signal_url: str | None = None) -> TransferRecord:
+    def _require_transfer(self, transfer_id: str) -> TransferRecord:
+        record = self._db.get_transfer(transfer_id)
+        if record is None:
+            raise ApplianceError(f"no transfer {transfer_id[:64]!r}", code="unknown_transfer", status=404)
+        return record
+
+    async def receive(self, code: str, *, signal_url: str | None = None) -> TransferStatus:
         if not CODE_RE.fullmatch(code):
             raise ApplianceError("a code is 6 digits", code="bad_code")
         url = signal_url or self._local_signal_url
@@ -495,15 +570,191 @@ class Appliance:
         except (*RETRYABLE, trio.TooSlowError) as exc:
             self._db.set_state(transfer_id, TransferState.FAILED, str(exc))
             raise ApplianceError(f"could not reach the sharer: {exc}", code="unreachable", status=502) from None
-        record = self._db.get_transfer(transfer_id)
-        assert record is not None
-        return record
+        return self.transfer(transfer_id)
 
     async def _fetch(self, job: Fetch, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
         def report(done: int, moved: int) -> None:
             self._db.set_progress(job.transfer_id, done, moved)
 
-        outcome = await fetch(job, inbox=self._inbox, journal=self._db, ice=self._ice, report=report,
-                              task_status=task_status)
-        if outcome is not None:
+        outcome = None
+        with self._tasks.run(job.transfer_id) as running:
+            outcome = await fetch(job, inbox=self._inbox, journal=self._db, ice=self._ice, report=report,
+                                  task_status=task_status)
+        if running.cancelled:
+            self._db.set_state(job.transfer_id, TransferState.CANCELLED, CANCELLED_BY_OWNER)
+        elif outcome is not None:
             log.info("transfer %s complete: %s", job.transfer_id, ", ".join(f.final_path or "?" for f in outcome.files))
+
+    # -- transfers: cancel and retry ------------------------------------------------------------
+
+    async def cancel_transfer(self, transfer_id: str) -> TransferStatus:
+        """Stop a transfer that is not finished. A fetch or a push stops where it is (a retry
+        resumes from its durable offsets); a held transfer is refused (its files discarded); a
+        share waiting for its receiver stops being hosted and is deleted."""
+        record = self._require_transfer(transfer_id)
+        if record.state.finished:
+            raise ApplianceError(f"the transfer is already {record.state.value}", code="finished", status=409)
+        if record.state is TransferState.HELD:
+            self._db.unhold(transfer_id)
+            if record.share_id is not None:
+                await trio.to_thread.run_sync(self._inbox.discard, record.share_id)
+            self._db.set_state(transfer_id, TransferState.CANCELLED, CANCELLED_BY_OWNER)
+            return self.transfer(transfer_id)
+        self._db.set_state(transfer_id, TransferState.CANCELLED, CANCELLED_BY_OWNER)
+        self._tasks.cancel(transfer_id)
+        if record.direction is Direction.SEND and record.share_id is not None:
+            self._host.cancel_session(record.share_id)
+            if not _is_push(record):  # nobody could resume it: the share goes
+                self._codes.pop(record.share_id, None)
+                await self._host.retire(record.share_id)
+        log.info("transfer %s cancelled by the owner", transfer_id)
+        return self.transfer(transfer_id)
+
+    async def retry_transfer(self, transfer_id: str) -> TransferStatus:
+        """Start a failed or cancelled transfer again, from its durable offsets: a receive we
+        fetched (by its share id, with the resume secret of its first session), or a push we sent
+        (while its share is still there)."""
+        record = self._require_transfer(transfer_id)
+        if record.state not in (TransferState.FAILED, TransferState.CANCELLED):
+            raise _not_retryable(f"only a failed or cancelled transfer can be retried; this one is {record.state.value}")
+        if self._tasks.is_running(transfer_id):
+            raise _not_retryable("the transfer is still winding down; try again in a moment")
+        if record.direction is Direction.RECEIVE:
+            self._retry_fetch(record)
+        else:
+            self._retry_push(record)
+        log.info("transfer %s retried by the owner", transfer_id)
+        return self.transfer(transfer_id)
+
+    def _retry_fetch(self, record: TransferRecord) -> None:
+        if _is_push(record):
+            raise _not_retryable("a push is retried by the device that sends it")
+        if record.share_id is None or record.signal_url is None:
+            raise _not_retryable("this transfer never reached the share; receive it again with a new code")
+        if self._db.secret("transfer", record.id) is None:
+            raise _not_retryable("this transfer never authenticated its sharer; receive it again with a new code")
+        self._db.set_state(record.id, TransferState.CONNECTING)
+        self._spawn(self._fetch, Fetch(transfer_id=record.id, signal_url=record.signal_url, share_id=record.share_id,
+                                       encrypt=self._encrypt))
+
+    def _retry_push(self, record: TransferRecord) -> None:
+        if not _is_push(record) or record.signal_url is None:
+            raise _not_retryable("only pushes are retried from the sending side; "
+                                 "a receiver resumes a shared code by itself")
+        share = self._db.get_share(record.share_id) if record.share_id is not None else None
+        if share is None:
+            raise _not_retryable("the share is gone (expired, revoked or already sent); share the files again")
+        device = self._db.get_device(record.signal_url.removeprefix(PUSH_ORIGIN))
+        if device is None or device.status is not DeviceStatus.APPROVED or device.signal_url is None:
+            raise _not_retryable("the device is no longer paired, or never told where to reach it")
+        self._db.set_state(record.id, TransferState.CONNECTING)
+        self._spawn(self._push, share, device.device_id, device.signal_url, record.id)
+
+    # -- shares: text, revoke, QR ---------------------------------------------------------------
+
+    async def create_text_share(self, text: str, *, name: str) -> ShareCreated:
+        """Share ``text`` as one UTF-8 ``.txt`` file called ``name`` (``.txt`` added if missing)."""
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ApplianceError("the text is not valid Unicode (lone surrogates)", code="bad_text") from None
+        if len(data) > TEXT_SHARE_LIMIT:
+            raise ApplianceError(f"a text share is at most {TEXT_SHARE_LIMIT} bytes of UTF-8, not {len(data)}",
+                                 code="too_large", status=413)
+        if "/" in name or "\\" in name:
+            raise ApplianceError("a text share's name is a file name, without '/' or '\\'", code="bad_name")
+        if not name.lower().endswith(".txt"):
+            name += ".txt"
+
+        async def chunks():
+            yield data
+
+        return await self.create_share([Upload(path=name, chunks=chunks())], name=name)
+
+    async def revoke_share(self, share_id: str) -> None:
+        share = self._require_share(share_id)
+        record = self._db.find_transfer(share.share_id, Direction.SEND)
+        if record is not None and not record.state.finished:
+            self._db.set_state(record.id, TransferState.CANCELLED, "the share was revoked")
+            self._tasks.cancel(record.id)
+        self._host.cancel_session(share.share_id)
+        self._codes.pop(share.share_id, None)
+        await self._host.retire(share.share_id)
+        log.info("share %s revoked by the owner", share.share_id)
+
+    def share_qr_svg(self, share_id: str) -> str:
+        described = self._describe(self._require_share(share_id))
+        if described.url is None or self._host.code_spent(share_id):
+            raise ApplianceError("this share has no live code (it was used or expired, or it never had one)",
+                                 code="no_code", status=404)
+        buffer = io.BytesIO()
+        segno.make(described.url, error="m").save(buffer, kind="svg", scale=4, border=4, xmldecl=True,
+                                                  title=f"doorstep share {described.name}")
+        return buffer.getvalue().decode()
+
+    def _require_share(self, share_id: str) -> ShareRecord:
+        share = self._db.get_share(share_id)
+        if share is None:
+            raise ApplianceError(f"no share {share_id[:64]!r}", code="unknown_share", status=404)
+        return share
+
+    # -- events, inbox, outbox --------------------------------------------------------------------
+
+    def subscribe(self, last_event_id: int | None = None) -> AbstractContextManager[Subscription]:
+        return self.events.subscribe(last_event_id)
+
+    async def inbox_files(self, prefix: str = "") -> list[InboxFile]:
+        return await list_inbox(self._inbox, self._db, prefix)
+
+    async def open_inbox_file(self, path: str) -> InboxDownload:
+        return await open_inbox_file(self._inbox, path)
+
+    async def upload_to_inbox(self, upload: Upload, *, size: int, sha256: str | None = None) -> TransferStatus:
+        return self.transfer(await self.uploads.receive(upload, size=size, sha256=sha256))
+
+    async def delete_inbox_file(self, path: str) -> None:
+        await delete_inbox_file(self._inbox, path)
+        log.info("inbox file %r deleted by the owner", path[:200])
+
+    def outbox_queue(self) -> list[OutboxItem]:
+        return self._outbox_queue.items() if self._outbox_queue is not None else []
+
+    # -- settings ---------------------------------------------------------------------------------
+
+    def settings(self) -> dict[str, Any]:
+        return self._settings.view() if self._settings is not None else {}
+
+    async def update_settings(self, changes: Mapping[str, SettingValue]) -> dict[str, Any]:
+        if self._settings is None:
+            raise ApplianceError("this appliance has no settings to change", code="bad_setting")
+        try:
+            parsed = self._settings.update(changes)
+        except SettingError as exc:
+            raise ApplianceError(str(exc), code="bad_setting") from None
+        try:
+            await trio.to_thread.run_sync(self._settings.save, parsed)
+        except OSError as exc:
+            raise ApplianceError(f"applied, but could not be saved for the next start: {exc}", code="not_saved",
+                                 status=500) from None
+        return self._settings.view()
+
+    def _apply_settings(self, parsed: dict[str, Any]) -> None:
+        for key, value in parsed.items():
+            if key == "inbox.unpaired":
+                self._unpaired = value
+            elif key == "inbox.per_device":
+                self._per_device = value
+            elif key == "transfer.encrypt":
+                self._encrypt = self._host.encrypt = value
+            elif key == "outbox.after_send":
+                self._after_send = AfterSend(value)
+            elif key == "share.ttl":
+                self._share_ttl = value
+
+
+def _is_push(record: TransferRecord) -> bool:
+    return record.signal_url is not None and record.signal_url.startswith(PUSH_ORIGIN)
+
+
+def _not_retryable(message: str) -> ApplianceError:
+    return ApplianceError(message, code="not_retryable", status=409)

@@ -82,6 +82,8 @@ class Credentials:
     """device mode, responder: whether a key that is not trusted may still connect, its transfers
     held for the owner's approval (``Authenticated.peer_trusted`` is then False)."""
     name: str = "doorstep"
+    signal_url: str | None = None
+    """pair: the public signaling URL we tell the peer to reach us at later."""
     seal: bool = False
     """Ask for sealed DATA frames (``transfer.encrypt``); they are on if either side asks."""
 
@@ -102,6 +104,8 @@ class Authenticated:
     """Seal DATA frames with ``key.derive("doorstep/v1/frames")``: either side asked."""
     peer_device_key: bytes | None = None
     peer_name: str | None = None
+    peer_signal_url: str | None = None
+    """pair: where the peer said it can be reached."""
     peer_trusted: bool = True
     """False for a device admitted by ``Credentials.holds``: what it sends waits for approval."""
 
@@ -210,13 +214,14 @@ class _Run:
         identity = self._identity()
         signature = identity.sign_channel(label=PAIRING_LABEL, role=self.role, offerer_fingerprint=self.offerer_fp,
                                           answerer_fingerprint=self.answerer_fp)
-        await self.channel.send(self.machine.send_identity(identity.public_key, self.creds.name, signature))
+        await self.channel.send(
+            self.machine.send_identity(identity.public_key, self.creds.name, signature, self.creds.signal_url))
         peer = await self._expect(AuthIdentity)
         verify_channel(peer.device_key, peer.signature, label=PAIRING_LABEL, role=self.peer_role,
                        offerer_fingerprint=self.offerer_fp, answerer_fingerprint=self.answerer_fp)
         self.machine.mark_authenticated()
         return Authenticated(key, mode=AuthMode.PAIR, seal=self.seal, peer_device_key=peer.device_key,
-                             peer_name=peer.name)
+                             peer_name=peer.name, peer_signal_url=peer.signal)
 
     # -- device --------------------------------------------------------------------------------
 

@@ -1,14 +1,23 @@
-"""Configuration: embedded defaults, then a TOML file, then ``DOORSTEP_*`` env vars, then flags.
+"""Configuration: embedded defaults, then a TOML file, then ``<state_dir>/settings.json``, then
+``DOORSTEP_*`` env vars, then flags (each layer overrides the ones before it).
 
 Every key has a dotted name (``http.listen``); its env var is ``DOORSTEP_`` + the name upper-cased
 with dots as underscores (``DOORSTEP_HTTP_LISTEN``). Values are validated once, here, and errors name
 the key and where the bad value came from.
+
+``settings.json`` holds what the owner changed through the control API (``PATCH /api/v1/settings``),
+only keys of :data:`SETTABLE`, as JSON values. The daemon writes it (0600); an env var or a flag
+still wins over it at the next start.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
+import math
 import os
+import re
+import socket
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -17,7 +26,11 @@ from typing import Any
 
 from daemon.ice import parse_addresses
 
-__all__ = ["Config", "ConfigError", "Listen", "load_config", "KEYS"]
+__all__ = ["Config", "ConfigError", "Listen", "load_config", "default_allowed_hosts", "KEYS", "SETTABLE",
+           "SETTINGS_FILE", "parse_value", "read_settings_file"]
+
+SETTINGS_FILE = "settings.json"
+"""In the state dir: the owner's changes made through the control API."""
 
 
 class ConfigError(ValueError):
@@ -60,6 +73,8 @@ KEYS: dict[str, tuple[str, Any]] = {
     "state_dir": (".state", Path),
     "http.listen": ("127.0.0.1:8080", Listen.parse),
     "http.public_url": ("", str),
+    "http.allowed_hosts": ("", lambda v: _parse_hosts(v)),
+    "http.password_file": ("", lambda v: Path(v.strip()) if v.strip() else None),
     "signal.listen": ("127.0.0.1:8081", Listen.parse),
     "signal.public_url": ("", str),
     "signal.store": ("memory", lambda v: _parse_store(v)),
@@ -80,12 +95,37 @@ KEYS: dict[str, tuple[str, Any]] = {
     "inbox.dir": ("", str),
     "inbox.unpaired": ("hold", lambda v: _parse_choice(v, ("hold", "refuse"))),
     "inbox.per_device": ("false", lambda v: _parse_bool(v)),
+    "inbox.max_transfer": ("0", lambda v: _parse_bytes(v)),
+    "inbox.reserve": ("256MiB", lambda v: _parse_bytes(v)),
+    "inbox.collision": ("rename", lambda v: _parse_choice(v, ("rename", "skip"))),
     "outbox.dir": ("", str),
     "outbox.after_send": ("move", lambda v: _parse_choice(v, ("move", "delete", "keep"))),
     "outbox.settle": ("2", lambda v: _parse_positive(v)),
     "ice.addresses": ("", parse_addresses),
     "share.ttl": ("86400", lambda v: _parse_positive(v)),
 }
+
+
+SETTABLE = frozenset({"inbox.unpaired", "inbox.per_device", "transfer.encrypt", "outbox.after_send", "share.ttl"})
+"""The keys the owner may change while the daemon runs (``PATCH /api/v1/settings``)."""
+
+_BYTES_RE = re.compile(r"([0-9]+)\s*([kmgt]?)(?:i?b)?", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_value(key: str, value: str) -> Any:
+    """Parse ``value`` as the key's parser does. Raises ``KeyError`` for an unknown key,
+    ``ValueError`` for a bad value."""
+    return KEYS[key][1](value)
+
+
+def _parse_bytes(value: str) -> int:
+    """A byte count: digits, optionally followed by K, M, G or T (binary: 1 KiB = 1024 bytes),
+    with an optional ``B``/``iB``: ``0``, ``1048576``, ``256MiB``, ``2G``."""
+    match = _BYTES_RE.fullmatch(value.strip())
+    if match is None:
+        raise ValueError(f"{value!r} is not a byte count like 1048576, 256MiB or 2G")
+    return int(match.group(1)) * _UNITS[match.group(2).lower()]
 
 
 def _parse_bool(value: str) -> bool:
@@ -117,6 +157,43 @@ def _parse_origins(value: str) -> frozenset[str]:
             raise ValueError(f"{item!r} is not an origin like https://host[:port]")
         origins.add(item.lower())
     return frozenset(origins)
+
+
+def _parse_hosts(value: str) -> frozenset[str]:
+    """Comma list of host names or IP addresses (no port) the control API answers to."""
+    hosts = set()
+    for item in filter(None, (part.strip().lower() for part in value.split(","))):
+        host = item.strip("[]").removesuffix(".")
+        try:
+            hosts.add(str(ipaddress.ip_address(host)))
+            continue
+        except ValueError:
+            pass
+        labels = host.split(".")
+        if len(host) > 253 or not all(
+            label and len(label) <= 63 and label.replace("-", "").replace("_", "").isalnum() and label.isascii()
+            for label in labels
+        ):
+            raise ValueError(f"{item!r} is neither a host name nor an IP address (no port, no scheme)")
+        hosts.add(host)
+    return frozenset(hosts)
+
+
+def default_allowed_hosts(listen: Listen, public_url: str) -> frozenset[str]:
+    """``http.allowed_hosts`` when unset: loopback names, the listen address, this machine's
+    host name (also ``<name>.local``) and the host of ``http.public_url``."""
+    hosts = {"localhost", "127.0.0.1", "::1"}
+    if listen.host not in ("", "0.0.0.0", "::"):
+        hosts.add(listen.host.lower())
+    name = socket.gethostname().lower().removesuffix(".")
+    if name:
+        hosts |= {name, name.split(".")[0] + ".local"}
+    if public_url:
+        netloc = public_url.partition("://")[2].split("/", 1)[0].rpartition("@")[2]
+        host = netloc[1:].partition("]")[0] if netloc.startswith("[") else netloc.partition(":")[0]
+        if host:
+            hosts.add(host.lower().removesuffix("."))
+    return frozenset(hosts)
 
 
 def _parse_choice(value: str, choices: tuple[str, ...]) -> str:
@@ -172,7 +249,7 @@ def _parse_ttl(value: str) -> float:
 
 def _parse_positive(value: str) -> float:
     number = float(value)
-    if not number > 0:
+    if not number > 0 or not math.isfinite(number):
         raise ValueError(f"{value!r} is not a positive number")
     return number
 
@@ -182,6 +259,12 @@ class Config:
     state_dir: Path
     http_listen: Listen
     http_public_url: str
+    http_allowed_hosts: frozenset[str]
+    """Host names the control API answers to (DNS-rebinding defence; IP literals always pass);
+    unset, :func:`default_allowed_hosts`."""
+    http_password_file: Path | None
+    """A file holding an argon2id hash (``nacl.pwhash.argon2id.str``) that enables password login
+    in the web UI; None: the web UI logs in with the API token only."""
     signal_listen: Listen
     signal_public_url: str
     signal_store: str
@@ -215,6 +298,13 @@ class Config:
     out of the inbox until the owner approves the device) or ``refuse``."""
     inbox_per_device: bool
     """Place pushes from paired devices under ``<inbox>/<device name>/``."""
+    inbox_max_transfer: int
+    """Largest transfer the inbox accepts, in bytes (0: no limit); larger offers are refused."""
+    inbox_reserve: int
+    """Free bytes kept on the inbox's disk: an offer that would leave less is refused."""
+    inbox_collision: str
+    """A file arriving under a taken name: ``rename`` (``name (1).ext``) or ``skip`` (not stored
+    again when the file there has the same size and SHA-256; renamed otherwise)."""
     outbox_dir: Path
     outbox_after_send: str
     """What becomes of a file of the outbox once its device has it: ``move`` (to ``sent/`` in
@@ -268,27 +358,36 @@ def load_config(
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, str | None] | None = None,
 ) -> Config:
-    """Merge defaults, the TOML file at ``path``, the environment and ``overrides`` (flags; None = unset).
+    """Merge defaults, the TOML file at ``path``, ``<state_dir>/settings.json`` (if there and
+    readable), the environment and ``overrides`` (flags; None = unset), in that order.
 
-    Raises ConfigError for unknown keys in the file, unreadable files and invalid values.
+    Raises ConfigError for unknown keys in the file, unreadable files, a malformed settings file
+    and invalid values.
     """
     environ = os.environ if environ is None else environ
-    raw: dict[str, tuple[str, str]] = {key: (default, "default") for key, (default, _) in KEYS.items()}
+    layers: list[dict[str, tuple[str, str]]] = []
     if path is not None:
         try:
             table = tomllib.loads(Path(path).read_text())
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"config file {path}: {exc}") from None
+        layer = {}
         for key, value in _flatten(table).items():
             if key not in KEYS:
                 raise ConfigError(f"config file {path}: unknown key {key!r}")
-            raw[key] = (value, str(path))
-    for key in KEYS:
-        if env_name(key) in environ:
-            raw[key] = (environ[env_name(key)], env_name(key))
-    for key, value in (overrides or {}).items():
-        if value is not None:
-            raw[key] = (value, "command line")
+            layer[key] = (value, str(path))
+        layers.append(layer)
+    late = [{key: (environ[env_name(key)], env_name(key)) for key in KEYS if env_name(key) in environ},
+            {key: (value, "command line") for key, value in (overrides or {}).items() if value is not None}]
+    state_dir_text = KEYS["state_dir"][0]
+    for layer in layers + late:
+        state_dir_text = layer.get("state_dir", (state_dir_text, ""))[0]
+    settings_path = Path(state_dir_text) / SETTINGS_FILE
+    settings = read_settings_file(settings_path)
+    layers.append({key: (value, str(settings_path)) for key, value in settings.items()})
+    raw: dict[str, tuple[str, str]] = {key: (default, "default") for key, (default, _) in KEYS.items()}
+    for layer in layers + late:
+        raw.update(layer)
     values: dict[str, Any] = {}
     for key, (text, source) in raw.items():
         try:
@@ -298,12 +397,43 @@ def load_config(
     return _build(values)
 
 
+def read_settings_file(path: Path) -> dict[str, str]:
+    """The settings saved at ``path`` (dotted key -> value as text, for the key's parser); {} if
+    the file does not exist or cannot be read by this user (a CLI run by someone else than the
+    daemon's user). Raises ConfigError for a malformed file or a key outside :data:`SETTABLE`."""
+    try:
+        text = path.read_text()
+    except (FileNotFoundError, PermissionError, NotADirectoryError):
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"settings file {path}: {exc}") from None
+    try:
+        saved = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"settings file {path}: not JSON: {exc}") from None
+    if not isinstance(saved, dict):
+        raise ConfigError(f"settings file {path}: not a JSON object")
+    out: dict[str, str] = {}
+    for key, value in saved.items():
+        if key not in SETTABLE:
+            raise ConfigError(f"settings file {path}: {key!r} cannot be set there")
+        if isinstance(value, bool):
+            out[key] = "true" if value else "false"
+        elif isinstance(value, (int, float, str)):
+            out[key] = str(value)
+        else:
+            raise ConfigError(f"settings file {path}: {key}: {value!r} is not a string, number or boolean")
+    return out
+
+
 def _build(values: dict[str, Any]) -> Config:
     state_dir: Path = values["state_dir"]
     inbox = Path(values["inbox.dir"]) if values["inbox.dir"] else state_dir / "inbox"
     outbox = Path(values["outbox.dir"]) if values["outbox.dir"] else state_dir / "outbox"
     kwargs = {f.name: values.get(f.name.replace("_", ".", 1)) for f in fields(Config)}
     kwargs.update(state_dir=state_dir, inbox_dir=inbox, outbox_dir=outbox)
+    if not kwargs["http_allowed_hosts"]:
+        kwargs["http_allowed_hosts"] = default_allowed_hosts(kwargs["http_listen"], kwargs["http_public_url"])
     if kwargs["turn_enabled"] and kwargs["turn_url"] and not kwargs["turn_secret_file"]:
         raise ConfigError("turn.url (an external TURN server) needs turn.secret_file, its shared secret")
     return Config(**kwargs)

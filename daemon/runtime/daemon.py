@@ -22,17 +22,20 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
 from control_api.app import create_app
+from control_api.security import WebSettings, read_password_hash
 from daemon.ice import IceConfig
 from daemon.signaling import Limits, MemorySessionStore, SessionStore, SignalingServer
 from daemon.state import OutboxQueue, StateDB
-from daemon.storage import Inbox, ShareSpool, write_secret_file
+from daemon.storage import Collision, Inbox, InboxRules, ShareSpool, write_secret_file
 
 from .pairing import ensure_identity
 
 from .appliance import Appliance
 from .outbox import AfterSend
 from .config import Config
+from .settings import LiveSettings
 from .coturn import coturn_settings, run_coturn
+from .notify import notify, notify_best_effort, serve_watchdog
 from .ice_servers import session_ice_servers
 from .stun_server import StunServer
 from .tokens import ensure_api_token
@@ -86,25 +89,40 @@ def _signaling_limits(config: Config) -> Limits:
     return Limits(allowed_origins=frozenset(origins))
 
 
+def _web_settings(config: Config) -> WebSettings:
+    """Host allowlist, public URL and (if ``http.password_file`` is set) the web password's hash.
+    Raises OSError if the password file cannot be read or holds no argon2id hash (so the CLI
+    says "cannot start: ..." in one line)."""
+    try:
+        password_hash = read_password_hash(config.http_password_file) if config.http_password_file else None
+    except ValueError as exc:
+        raise OSError(f"http.password_file {config.http_password_file}: {exc}") from None
+    return WebSettings(allowed_hosts=config.http_allowed_hosts, public_url=config.http_public_url,
+                       password_hash=password_hash)
+
+
 def _port_of(bind: str) -> int:
     return int(bind.rsplit(":", 1)[1])
 
 
 async def run_daemon(config: Config) -> None:
     """Run until SIGTERM/SIGINT. Raises OSError if a listener cannot bind."""
+    web = _web_settings(config)  # a bad password file stops the start before anything is opened
     _prepare_state_dir(config.state_dir)
     db = StateDB(config.state_dir / "state.db")
     token = ensure_api_token(config.state_dir)
     identity = ensure_identity(config.state_dir)
     log.info("device id %s", identity.device_id)
     ice = IceConfig(addresses=config.ice_addresses)
-    inbox = Inbox(config.inbox_dir)
+    inbox = Inbox(config.inbox_dir, rules=InboxRules(max_transfer=config.inbox_max_transfer, reserve=config.inbox_reserve,
+                                                     collision=Collision(config.inbox_collision)))
     spool = ShareSpool(config.state_dir / "shares")
     outbox_queue = OutboxQueue(config.state_dir / "state.db")
     try:
         limits = _signaling_limits(config)
         async with _session_store(config, limits) as store, trio.open_nursery() as nursery:
             nursery.start_soon(_stop_on_signals, nursery.cancel_scope)
+            await nursery.start(serve_watchdog)  # WATCHDOG=1 from this loop, when systemd asks for it
             stun_port = stun = None
             if config.stun_enabled:  # embedded STUN responder; its URL goes to every session
                 stun = StunServer(rate=config.stun_rate)
@@ -126,12 +144,13 @@ async def run_daemon(config: Config) -> None:
                 unpaired=config.inbox_unpaired, per_device=config.inbox_per_device,
                 outbox_dir=config.outbox_dir, outbox_queue=outbox_queue,
                 outbox_after_send=AfterSend(config.outbox_after_send), outbox_settle=config.outbox_settle,
+                settings=LiveSettings(config),
             )
             appliance.attach_statistics("signaling", signaling.statistics)
             if stun is not None:
                 appliance.attach_statistics("stun", stun.statistics)
             await nursery.start(appliance.run)
-            binds = await nursery.start(_serve_http, create_app(appliance, api_token=token), config)
+            binds = await nursery.start(_serve_http, create_app(appliance, api_token=token, web=web), config)
             http_port = _port_of(binds[0])
             if config.http_listen.port == 0 and not config.http_public_url:
                 appliance.set_http_url(f"http://{config.http_listen.connect_host}:{http_port}")
@@ -139,6 +158,10 @@ async def run_daemon(config: Config) -> None:
                        "signal_url": config.signal_url_for(signal_port), "stun_port": stun_port}
             write_secret_file(config.state_dir / RUNTIME_FILE, json.dumps(runtime).encode())
             log.info("ready: http on %s, signaling on port %d, inbox %s", binds[0], signal_port, config.inbox_dir)
+            listening = [f"http {binds[0].partition('://')[2]}", f"signaling {config.signal_listen.host}:{signal_port}"]
+            listening += [f"stun {config.stun_listen.host}:{stun_port}"] if stun_port is not None else []
+            listening += [f"turn {config.turn_listen}"] if config.turn_enabled and not config.turn_url else []
+            notify("READY=1", "STATUS=ready: " + ", ".join(listening))  # every listener is up
     finally:
         (config.state_dir / RUNTIME_FILE).unlink(missing_ok=True)
         inbox.close()
@@ -151,5 +174,6 @@ async def _stop_on_signals(scope: trio.CancelScope) -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async for signum in signals:
             log.info("received %s; shutting down", signal.Signals(signum).name)
+            notify_best_effort("STOPPING=1", "STATUS=stopping")
             scope.cancel()
             return

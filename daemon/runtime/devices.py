@@ -72,11 +72,16 @@ class DeviceBook:
     when given, lets :meth:`describe` show the safety words of each pair."""
 
     def __init__(self, db: StateDB, *, own_public_key: bytes | None = None,
-                 on_change: Callable[[DeviceRecord | None, str], None] | None = None) -> None:
+                 on_change: Callable[[DeviceRecord | None, str], None] | None = None,
+                 on_event: Callable[[DeviceRecord | None, str], None] | None = None) -> None:
         """``on_change(record, device_id)`` runs after the owner approves, revokes (record given)
-        or forgets (record None) a device."""
+        or forgets (record None) a device; ``on_event(record, device_id)`` after any change to the
+        book (pinned, renamed, approved, revoked; None: forgotten), for the event stream."""
         self._db = db
         self._on_change = on_change
+        self.presence: Callable[[str], Any] | None = None
+        """``presence(device_id)`` -> an object with ``to_json()``; shown in :meth:`describe`."""
+        self._on_event = on_event
         self._own_public_key = bytes(own_public_key) if own_public_key is not None else None
 
     # -- for the authentication step -------------------------------------------------------------
@@ -90,8 +95,14 @@ class DeviceBook:
         """
         device_id = device_id_of(public_key)
         status = DeviceStatus.APPROVED if approved else DeviceStatus.PENDING
-        return self._db.add_device(device_id=device_id, public_key=bytes(public_key),
-                                   name=_peer_name(name, device_id), status=status, signal_url=signal_url)
+        record = self._db.add_device(device_id=device_id, public_key=bytes(public_key),
+                                     name=_peer_name(name, device_id), status=status, signal_url=signal_url)
+        self._told(record, record.device_id)
+        return record
+
+    def _told(self, record: DeviceRecord | None, device_id: str) -> None:
+        if self._on_event is not None:
+            self._on_event(record, device_id)
 
     def trusts(self, public_key: bytes) -> bool:
         """True only if ``public_key`` is pinned and approved (not pending, not revoked)."""
@@ -125,7 +136,9 @@ class DeviceBook:
         cleaned = check_name(name)
         if not self._db.rename_device(device_id, cleaned):
             raise UnknownDevice(device_id)
-        return self.get(device_id)
+        record = self.get(device_id)
+        self._told(record, device_id)
+        return record
 
     def approve(self, device_id: str) -> DeviceRecord:
         return self._set_status(device_id, DeviceStatus.APPROVED)
@@ -138,6 +151,7 @@ class DeviceBook:
         """Remove the device and its pinned key; it can only come back by pairing again."""
         if not self._db.remove_device(device_id):
             raise UnknownDevice(device_id)
+        self._told(None, device_id)
         if self._on_change is not None:
             self._on_change(None, device_id)
 
@@ -145,6 +159,7 @@ class DeviceBook:
         if not self._db.set_device_status(device_id, status):
             raise UnknownDevice(device_id)
         record = self.get(device_id)
+        self._told(record, device_id)
         if self._on_change is not None:
             self._on_change(record, device_id)
         return record
@@ -163,4 +178,6 @@ class DeviceBook:
         }
         if self._own_public_key is not None:
             out["safety_words"] = list(safety_words(self._own_public_key, record.public_key))
+        if self.presence is not None:
+            out["presence"] = self.presence(record.device_id).to_json()
         return out

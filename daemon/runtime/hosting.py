@@ -43,9 +43,12 @@ class ShareHost:
     """Keeps shares hosted and serves their receivers. Run :meth:`run` in a nursery with ``start``."""
 
     def __init__(self, *, signal_url: str, db: StateDB, spool: ShareSpool, ice: IceConfig,
-                 codes: dict[str, tuple[str | None, float | None]], encrypt: bool = False) -> None:
+                 codes: dict[str, tuple[str | None, float | None]], encrypt: bool = False,
+                 on_retire: Callable[[ShareRecord], None] | None = None) -> None:
         """``codes``: share id -> (code, expiry) of the codes issued for shares, kept (in memory) as
-        long as the share lives: a joiner interrupted before it authenticated proves the code again."""
+        long as the share lives: a joiner interrupted before it authenticated proves the code again.
+        ``on_retire(share)`` runs once a share was retired (for the event stream)."""
+        self._on_retire = on_retire
         self.signal_url = signal_url
         self._codes = codes
         self.encrypt = encrypt
@@ -192,8 +195,22 @@ class ShareHost:
                                "someone tried the code and failed to prove it; share the files again for a new code")
             await self.retire(share_id)
 
+    def code_spent(self, share_id: str) -> bool:
+        """True once the share's code authenticated a joiner (in this run): it opens nothing more."""
+        return share_id in self._code_spent
+
+    def cancel_session(self, share_id: str) -> bool:
+        """Cut off the session serving ``share_id`` now, if there is one (the owner cancelled its
+        transfer). True if there was one."""
+        scope = self._sessions.get(share_id)
+        if scope is None:
+            return False
+        scope.cancel()
+        return True
+
     async def retire(self, share_id: str) -> None:
         """Stop hosting a finished or expired share and delete its files and record."""
+        share = self._db.get_share(share_id)
         client = self._client
         if client is not None:
             try:
@@ -202,6 +219,8 @@ class ShareHost:
                 pass
         self._db.remove_share(share_id)
         self._spool.remove(share_id)
+        if share is not None and self._on_retire is not None:
+            self._on_retire(share)
 
 
 async def _leave_quietly(session: SignalSession) -> None:

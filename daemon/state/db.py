@@ -7,15 +7,32 @@ describe was fsynced, so the database never claims more than the disk holds.
 
 from __future__ import annotations
 
+import enum
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from .records import DeviceRecord, DeviceStatus, Direction, FileRecord, ShareRecord, TransferRecord, TransferState
 
-__all__ = ["StateDB"]
+__all__ = ["StateDB", "TransferChange", "TransferObserver", "PlacedFile"]
+
+
+class TransferChange(enum.Enum):
+    """What a write did to a transfer (what :meth:`StateDB.observe` callbacks are told)."""
+
+    ADDED = "added"
+    STATE = "state"  # its state (or error) was set, or it was held
+    PROGRESS = "progress"  # durable bytes / bytes moved
+    MANIFEST = "manifest"  # its files (and total) became known
+    FILE_PLACED = "file_placed"  # one file reached its final name in the inbox (``index`` says which)
+    REMOVED = "removed"
+
+
+TransferObserver = Callable[[str, TransferChange, "int | None"], None]
+"""``observer(transfer_id, change, file_index)``; ``file_index`` only for ``FILE_PLACED``."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS shares (
@@ -74,6 +91,16 @@ CREATE TABLE IF NOT EXISTS devices (
 # receive). They never appear in records, so nothing that renders a record can leak them.
 
 
+@dataclass(frozen=True, slots=True)
+class PlacedFile:
+    """A received file at its final name in the inbox, as the journal remembers it."""
+
+    transfer_id: str
+    final_path: str
+    size: int
+    sha256: str
+
+
 def _files_to_json(files: Iterable[FileRecord]) -> str:
     return json.dumps([{"path": f.path, "size": f.size, "sha256": f.sha256} for f in files])
 
@@ -86,6 +113,7 @@ class StateDB:
     """Typed access to the state database. ``path`` may be ``":memory:"`` (the standalone CLI)."""
 
     def __init__(self, path: Path | str) -> None:
+        self._observers: list[TransferObserver] = []
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -95,6 +123,18 @@ class StateDB:
 
     def close(self) -> None:
         self._db.close()
+
+    def observe(self, observer: TransferObserver) -> None:
+        """Call ``observer(transfer_id, change, file_index)`` after every write to a transfer.
+
+        It runs synchronously in the writer's thread (a worker thread, for writes made there), so
+        it must be quick and must not raise; it may read the database.
+        """
+        self._observers.append(observer)
+
+    def _changed(self, transfer_id: str, change: TransferChange, index: int | None = None) -> None:
+        for observer in self._observers:
+            observer(transfer_id, change, index)
 
     # -- shares ---------------------------------------------------------------------------------
 
@@ -140,6 +180,7 @@ class StateDB:
                  sum(f.size for f in files)),
             )
             self._insert_files(transfer_id, files)
+        self._changed(transfer_id, TransferChange.ADDED)
         return self.get_transfer(transfer_id)  # type: ignore[return-value]
 
     def set_manifest(self, transfer_id: str, share_id: str, files: Sequence[FileRecord]) -> None:
@@ -149,10 +190,10 @@ class StateDB:
             self._db.execute("UPDATE transfers SET share_id = ?, bytes_total = ?, updated_at = ? WHERE id = ?",
                              (share_id, sum(f.size for f in files), time.time(), transfer_id))
             known = self.files(transfer_id)
-            if [(f.path, f.size, f.sha256) for f in known] == [(f.path, f.size, f.sha256) for f in files]:
-                return
-            self._db.execute("DELETE FROM transfer_files WHERE transfer_id = ?", (transfer_id,))
-            self._insert_files(transfer_id, files)
+            if [(f.path, f.size, f.sha256) for f in known] != [(f.path, f.size, f.sha256) for f in files]:
+                self._db.execute("DELETE FROM transfer_files WHERE transfer_id = ?", (transfer_id,))
+                self._insert_files(transfer_id, files)
+        self._changed(transfer_id, TransferChange.MANIFEST)
 
     def _insert_files(self, transfer_id: str, files: Sequence[FileRecord]) -> None:
         self._db.executemany(
@@ -175,6 +216,7 @@ class StateDB:
     def set_final_path(self, transfer_id: str, index: int, final_path: str) -> None:
         self._db.execute("UPDATE transfer_files SET final_path = ? WHERE transfer_id = ? AND idx = ?",
                          (final_path, transfer_id, index))
+        self._changed(transfer_id, TransferChange.FILE_PLACED, index)
 
     def set_progress(self, transfer_id: str, bytes_done: int, moved_delta: int = 0) -> None:
         """Set durable progress and add ``moved_delta`` payload bytes that crossed the wire."""
@@ -182,24 +224,59 @@ class StateDB:
             "UPDATE transfers SET bytes_done = ?, bytes_moved = bytes_moved + ?, updated_at = ? WHERE id = ?",
             (bytes_done, moved_delta, time.time(), transfer_id),
         )
+        self._changed(transfer_id, TransferChange.PROGRESS)
 
     def set_state(self, transfer_id: str, state: TransferState, error: str | None = None) -> None:
         self._db.execute("UPDATE transfers SET state = ?, error = ?, updated_at = ? WHERE id = ?",
                          (state.value, error, time.time(), transfer_id))
+        self._changed(transfer_id, TransferChange.STATE)
 
     def get_transfer(self, transfer_id: str) -> TransferRecord | None:
         row = self._db.execute("SELECT * FROM transfers WHERE id = ?", (transfer_id,)).fetchone()
         return self._transfer(row) if row else None
 
-    def list_transfers(self, *, unfinished_only: bool = False) -> list[TransferRecord]:
-        query = "SELECT * FROM transfers"
+    def list_transfers(self, *, unfinished_only: bool = False, states: Collection[TransferState] | None = None,
+                       direction: Direction | None = None, limit: int | None = None) -> list[TransferRecord]:
+        """Transfers, oldest first: only unfinished ones, only those in ``states``, only of
+        ``direction``, as asked; ``limit`` keeps the newest ``limit`` of them."""
+        where: list[str] = []
+        args: list[object] = []
         if unfinished_only:
-            done = tuple(s.value for s in TransferState if s.finished)
-            query += f" WHERE state NOT IN ({','.join('?' * len(done))})"
-            rows = self._db.execute(query + " ORDER BY created_at", done)
-        else:
-            rows = self._db.execute(query + " ORDER BY created_at")
+            done = [s.value for s in TransferState if s.finished]
+            where.append(f"state NOT IN ({','.join('?' * len(done))})")
+            args += done
+        if states is not None:
+            where.append(f"state IN ({','.join('?' * len(states))})")
+            args += [s.value for s in states]
+        if direction is not None:
+            where.append("direction = ?")
+            args.append(direction.value)
+        query = "SELECT * FROM transfers" + (" WHERE " + " AND ".join(where) if where else "")
+        if limit is not None:
+            query = f"SELECT * FROM ({query} ORDER BY created_at DESC, id DESC LIMIT ?)"
+            args.append(limit)
+        rows = self._db.execute(query + " ORDER BY created_at, id", args)
         return [self._transfer(r) for r in rows]
+
+    def placed_files(self, final_paths: Collection[str] | None = None) -> dict[str, PlacedFile]:
+        """Files the journal placed in the inbox, by final path (the newest transfer's when a
+        name was used twice), optionally only those at ``final_paths``."""
+        query = ("SELECT f.transfer_id, f.final_path, f.size, f.sha256 FROM transfer_files f"
+                 " JOIN transfers t ON t.id = f.transfer_id WHERE f.final_path IS NOT NULL")
+        args: list[object] = []
+        wanted = None if final_paths is None else set(final_paths)
+        if wanted is not None:
+            if not wanted:
+                return {}
+            if len(wanted) <= 500:  # else filtered below: SQLite caps the number of parameters
+                query += f" AND f.final_path IN ({','.join('?' * len(wanted))})"
+                args += sorted(wanted)
+        out: dict[str, PlacedFile] = {}
+        for row in self._db.execute(query + " ORDER BY t.updated_at, t.id", args):
+            placed = PlacedFile(transfer_id=row[0], final_path=row[1], size=row[2], sha256=row[3])
+            if wanted is None or placed.final_path in wanted:
+                out[placed.final_path] = placed
+        return out
 
     def find_transfer(self, share_id: str, direction: Direction) -> TransferRecord | None:
         """The newest transfer of ``direction`` for ``share_id``."""
@@ -231,6 +308,7 @@ class StateDB:
             self._db.execute("INSERT OR REPLACE INTO held VALUES (?, ?)", (transfer_id, device_id))
             self._db.execute("UPDATE transfers SET state = ?, updated_at = ? WHERE id = ?",
                              (TransferState.HELD.value, time.time(), transfer_id))
+        self._changed(transfer_id, TransferChange.STATE)
 
     def held_transfers(self, device_id: str) -> list[str]:
         rows = self._db.execute("SELECT transfer_id FROM held WHERE device_id = ?", (device_id,))
@@ -255,6 +333,7 @@ class StateDB:
 
     def remove_transfer(self, transfer_id: str) -> None:
         self._db.execute("DELETE FROM transfers WHERE id = ?", (transfer_id,))
+        self._changed(transfer_id, TransferChange.REMOVED)
 
     def set_share_id(self, transfer_id: str, share_id: str) -> None:
         self._db.execute("UPDATE transfers SET share_id = ? WHERE id = ?", (share_id, transfer_id))

@@ -6,8 +6,8 @@ so async callers run it in a worker thread.
 
 Modules: ``names`` (peer names -> safe components), ``dirfd`` (the no-follow, fd-relative choke
 point), ``atomic`` (atomic replacement of whole files), ``partial`` and ``inbox`` (receiving),
-``shares`` and ``source`` (files to send), ``outbox`` (watched folders people drop files into),
-``hashing``, ``space``.
+``inbox_files`` (listing, reading and deleting what the inbox holds), ``shares`` and ``source``
+(files to send), ``outbox`` (watched folders people drop files into), ``hashing``, ``space``.
 """
 
 from .atomic import AtomicWriter as AtomicWriter
@@ -15,7 +15,11 @@ from .atomic import write_atomic as write_atomic
 from .atomic import write_secret_file as write_secret_file
 from .dirfd import UnsafePath as UnsafePath
 from .hashing import sha256_file as sha256_file
+from .inbox import Collision as Collision
+from .inbox import DEFAULT_RESERVE as DEFAULT_RESERVE
 from .inbox import Inbox as Inbox
+from .inbox import InboxRules as InboxRules
+from .inbox_files import InboxEntry as InboxEntry
 from .names import UnsafeName as UnsafeName
 from .names import numbered_name as numbered_name
 from .names import sanitize_relpath as sanitize_relpath
@@ -35,8 +39,12 @@ from .space import free_bytes as free_bytes
 
 __all__ = [
     "AtomicWriter",
+    "Collision",
+    "DEFAULT_RESERVE",
     "Fingerprint",
     "Inbox",
+    "InboxEntry",
+    "InboxRules",
     "LocalSources",
     "OutboxDir",
     "PartialFile",

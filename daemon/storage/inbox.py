@@ -6,8 +6,13 @@ Guarantees, whatever a peer sends:
   ``sanitize_relpath``; every path below the root is walked with directory fds and ``O_NOFOLLOW``
   (``dirfd``), so a symlink planted in the inbox is never followed: ``finalize`` picks another
   name instead, the partial area refuses with ``UnsafePath``.
-- An existing file or directory is never overwritten: a taken name becomes ``name (1).ext``.
+- An existing file or directory is never overwritten: a taken name becomes ``name (1).ext``
+  (with ``Collision.SKIP``, a taken name that already holds the very same bytes is reused instead
+  of storing them twice).
 - A final name appears only with complete, verified, fsynced content (hard link of the ``.part``).
+
+The inbox's rules (:class:`InboxRules`: largest transfer, free space kept in reserve, collision
+policy) are the owner's; :meth:`Inbox.admission` applies the first two to an offer.
 
 Operations are synchronous and blocking (fsync): call them from a worker thread
 (``trio.to_thread.run_sync``) in async code. Different partial files may be used concurrently.
@@ -15,9 +20,12 @@ Operations are synchronous and blocking (fsync): call them from a worker thread
 
 from __future__ import annotations
 
+import enum
 import errno
 import os
 import stat
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from .dirfd import (
@@ -31,10 +39,38 @@ from .dirfd import (
     remove_tree,
     set_mode,
 )
+from .inbox_files import InboxEntry, list_files, open_file, remove_file, same_content
 from .names import PRIVATE_DIR, numbered_name, sanitize_relpath, validate_id
 from .partial import PartialFile, open_partial_in
+from .source import SourceFile
+from .space import free_bytes
 
-__all__ = ["Inbox"]
+__all__ = ["Inbox", "InboxRules", "Collision", "DEFAULT_RESERVE"]
+
+DEFAULT_RESERVE = 256 * 1024 * 1024
+"""Bytes of free space an inbox keeps for everything else on its disk, by default."""
+
+
+class Collision(enum.Enum):
+    """What ``finalize`` does when the name a file should get is taken."""
+
+    RENAME = "rename"  # always a new name: ``name (1).ext``
+    SKIP = "skip"  # reuse a taken name whose file has the same size and SHA-256; else rename
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InboxRules:
+    """The owner's rules for what an inbox accepts."""
+
+    max_transfer: int = 0
+    """Largest transfer accepted, in bytes (all its files together); 0: no limit."""
+    reserve: int = DEFAULT_RESERVE
+    """Free bytes to leave on the inbox's disk: an offer that would eat into them is refused."""
+    collision: Collision = Collision.RENAME
+
+    def __post_init__(self) -> None:
+        if self.max_transfer < 0 or self.reserve < 0:
+            raise ValueError("max_transfer and reserve must be >= 0")
 
 PARTIAL_DIR = "partial"
 _MAX_ALTERNATIVES = 10_000  # name (1) ... name (9999), then give up
@@ -59,9 +95,13 @@ class Inbox(FdOwner):
     or its ``partial`` folder is a symlink or a file.
     """
 
-    def __init__(self, root: str | os.PathLike[str], *, file_mode: int = 0o644) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, file_mode: int = 0o644,
+                 rules: InboxRules | None = None, free_space: Callable[[int], int] = free_bytes) -> None:
+        """``free_space(root_fd)`` says how many bytes are free (a seam for tests)."""
         self.root = Path(root)
         self.file_mode = file_mode
+        self.rules = rules or InboxRules()
+        self._free_space = free_space
         self._fd: int | None = open_root(self.root, mode=0o755)
         try:
             os.close(self._partial_root_fd(exact_mode=True))
@@ -70,6 +110,19 @@ class Inbox(FdOwner):
             raise
 
     # -- receiving ---------------------------------------------------------------------------
+
+    def admission(self, total: int, needed: int) -> str | None:
+        """Why an offer of ``total`` bytes, ``needed`` of which are still to be received (less
+        on a resume), must be refused under the rules; None if it may come in. Raises
+        ``OSError`` if the free space cannot be read."""
+        limit = self.rules.max_transfer
+        if limit and total > limit:
+            return f"the transfer is {total} bytes; this inbox accepts at most {limit} bytes per transfer"
+        free = self._free_space(self._root_fd())
+        if needed + self.rules.reserve > free:
+            return (f"not enough free space in the inbox: {needed} bytes needed, {free} free, "
+                    f"{self.rules.reserve} kept in reserve")
+        return None
 
     def open_partial(
         self, transfer_id: str, index: int, size: int, durable_offset: int = 0
@@ -102,6 +155,10 @@ class Inbox(FdOwner):
         never overwrites, so concurrent finalizes of one name get distinct files). Then the
         ``.part`` is unlinked and the directories fsynced; ``partial`` is closed.
 
+        With ``rules.collision`` ``SKIP``, a taken name whose regular file has the partial's size
+        and verified SHA-256 is returned as the final path, and the ``.part`` is just removed:
+        the same bytes are not stored twice.
+
         On filesystems without hard links (vfat/exFAT), an empty file is created with
         ``O_EXCL`` under the chosen name and the ``.part`` renamed over it: the name shows an
         empty file for a moment, never partial data.
@@ -128,7 +185,8 @@ class Inbox(FdOwner):
                 os.close(dir_fd)
                 dir_fd = child_fd
                 placed.append(chosen)
-            chosen, moved = _place_file(src_dir_fd, src_name, src_fd, dir_fd, components[-1])
+            reuse = (partial.size, partial.sha256) if self.rules.collision is Collision.SKIP else None
+            chosen, moved = _place_file(src_dir_fd, src_name, src_fd, dir_fd, components[-1], reuse)
             placed.append(chosen)
             fsync_dir(dir_fd)
         finally:
@@ -211,6 +269,22 @@ class Inbox(FdOwner):
         finally:
             os.close(partial_root)
 
+    # -- what is in the inbox (the owner's view) ----------------------------------------------
+
+    def files(self, prefix: str = "") -> list[InboxEntry]:
+        """The regular files in the inbox whose '/'-joined path starts with ``prefix``, sorted
+        (see :func:`daemon.storage.inbox_files.list_files`: no symlinks, no private folder)."""
+        return list_files(self._root_fd(), prefix)
+
+    def open_file(self, relpath: str) -> SourceFile:
+        """Open a file of the inbox for reading. Raises ``UnsafeName`` for a malformed path,
+        ``FileNotFoundError`` unless a regular file is there (symlinks are never followed)."""
+        return open_file(self._root_fd(), relpath)
+
+    def remove_file(self, relpath: str) -> None:
+        """Delete a file of the inbox. Raises like :meth:`open_file`."""
+        remove_file(self._root_fd(), relpath)
+
     # -- lifetime ----------------------------------------------------------------------------
 
     def _label(self) -> str:
@@ -247,10 +321,16 @@ def _enter_dir(parent_fd: int, component: str) -> tuple[int, str]:
 
 
 def _place_file(
-    src_dir_fd: int, src_name: str, src_fd: int, dir_fd: int, component: str
+    src_dir_fd: int, src_name: str, src_fd: int, dir_fd: int, component: str,
+    reuse: tuple[int, str | None] | None = None,
 ) -> tuple[str, bool]:
-    """Give the ``.part`` inode the first free name; return (name, whether the .part was moved)."""
+    """Give the ``.part`` inode the first free name; return (name, whether the .part was moved).
+    With ``reuse`` = (size, sha256), a taken name holding that content is returned as it is."""
     hardlinks = True
+
+    def identical(name: str) -> bool:
+        return reuse is not None and reuse[1] is not None and same_content(dir_fd, name, reuse[0], reuse[1])
+
     for n in range(_MAX_ALTERNATIVES):
         name = numbered_name(component, n)
         if hardlinks:
@@ -259,6 +339,8 @@ def _place_file(
                     src_name, name, src_dir_fd=src_dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False
                 )
             except FileExistsError:
+                if identical(name):
+                    return name, False
                 continue
             except OSError as exc:
                 if exc.errno not in _NO_HARDLINKS:
@@ -275,6 +357,8 @@ def _place_file(
                     )
                 )
             except FileExistsError:
+                if identical(name):
+                    return name, False
                 continue
             try:
                 os.replace(src_name, name, src_dir_fd=src_dir_fd, dst_dir_fd=dir_fd)

@@ -46,6 +46,7 @@ class PartialFile(FdOwner):
         self._fd: int | None = fd
         self._name = name
         self._verified = False
+        self._digest: str | None = None
         self.transfer_id = transfer_id
         self.index = index
         self.size = size
@@ -59,6 +60,11 @@ class PartialFile(FdOwner):
     def verified(self) -> bool:
         """True after ``verify`` succeeded and nothing was written since."""
         return self._verified
+
+    @property
+    def sha256(self) -> str | None:
+        """The digest (lowercase hex) that ``verify`` confirmed, while ``verified``; else None."""
+        return self._digest if self._verified else None
 
     def write_at(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         """Write ``data`` at ``offset`` (``os.pwrite``, looping on short writes).
@@ -95,6 +101,7 @@ class PartialFile(FdOwner):
             self._verified = False
             return False
         self._verified = hmac.compare_digest(sha256_fd(fd), sha256_hex.lower())
+        self._digest = sha256_hex.lower()
         return self._verified
 
     def close(self) -> None:

@@ -20,6 +20,7 @@ class SourceFile(FdOwner):
     Storage constructs these (``ShareDir.open_source``); the object owns ``fd`` and closes it in
     ``close()`` or on leaving a ``with`` block. ``size`` is the size when opened. Reads are
     positional (``os.pread``), so several threads may read different ranges concurrently.
+    ``mtime`` is the modification time (seconds) when opened.
     """
 
     def __init__(self, fd: int, relpath: str) -> None:
@@ -30,6 +31,7 @@ class SourceFile(FdOwner):
         self._fd: int | None = fd
         self.relpath = relpath
         self.size = st.st_size
+        self.mtime = st.st_mtime
 
     def _label(self) -> str:
         return f"source file {self.relpath!r}"

@@ -7,8 +7,9 @@ import os
 __all__ = ["free_bytes"]
 
 
-def free_bytes(path: str | os.PathLike[str]) -> int:
-    """Bytes available to an unprivileged writer on the filesystem holding ``path``.
+def free_bytes(path: str | os.PathLike[str] | int) -> int:
+    """Bytes available to an unprivileged writer on the filesystem holding ``path`` (or the open
+    file or directory fd ``path``).
 
     Uses ``statvfs`` ``f_bavail * f_frsize``, so blocks reserved for root are not counted. Raises
     ``OSError`` (e.g. ``FileNotFoundError``) if ``path`` does not exist.

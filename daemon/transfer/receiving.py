@@ -19,7 +19,7 @@ from daemon.protocol import (
 )
 from daemon.protocol.transfer_sealing import BAD_SEAL, SEALING_MISMATCH
 from daemon.state import FileRecord, StateDB
-from daemon.storage import Inbox, PartialFile, UnsafeName, free_bytes, sanitize_relpath
+from daemon.storage import Inbox, PartialFile, UnsafeName, sanitize_relpath
 
 from .errors import SealingMismatch, TamperedData, TransferFailed, TransferInterrupted
 from .sending import peer_failure, tell_peer
@@ -29,7 +29,6 @@ __all__ = ["run_receiver", "ReceiveOutcome", "ReceiveReport", "WINDOW", "SYNC_EV
 
 WINDOW = 16 * 1024 * 1024
 SYNC_EVERY = 4 * 1024 * 1024
-FREE_SPACE_RESERVE = 64 * 1024 * 1024
 
 # Called with (bytes durable on disk, payload bytes received since the last call).
 ReceiveReport = Callable[[int, int], None]
@@ -88,11 +87,13 @@ class _Receiving:
         records = [FileRecord(index=i, path=f.path, size=f.size, sha256=f.sha256) for i, f in enumerate(event.files)]
         self.journal.set_manifest(self.transfer_id, event.transfer_id, records)
         self.files = self.journal.files(self.transfer_id)
+        total = sum(f.size for f in self.files)
+        journaled = sum(f.size if f.final_path is not None else f.offset for f in self.files)
+        refusal = self.inbox.admission(total, total - journaled)  # before any partial file is made
+        if refusal is not None:
+            await self.send(self.machine.reject(refusal))
+            raise TransferFailed(f"refused the offer: {refusal}")
         offsets = [self._resume_offset(f) for f in self.files]
-        needed = sum(f.size for f in self.files) - sum(offsets)
-        if needed + FREE_SPACE_RESERVE > free_bytes(self.inbox.root):
-            await self.send(self.machine.reject("not enough free space in the inbox"))
-            raise TransferFailed(f"not enough free space in the inbox for {needed} bytes")
         self._report()
         await self.send(self.machine.accept(offsets, WINDOW))
 

@@ -92,3 +92,14 @@ def test_daemon_reports_a_busy_port_without_a_traceback(daemon: Daemon, tmp_path
                    DOORSTEP_SIGNAL_LISTEN=busy)
     assert done.returncode == 1
     assert "cannot start" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_daemon_reports_a_bad_password_file_without_a_traceback(tmp_path: Path) -> None:
+    password_file = tmp_path / "web-password"
+    password_file.write_text("not an argon2id hash\n")
+    done = run_cli("daemon", timeout=30, DOORSTEP_STATE_DIR=str(tmp_path / "state"),
+                   DOORSTEP_HTTP_LISTEN="127.0.0.1:0", DOORSTEP_SIGNAL_LISTEN="127.0.0.1:0",
+                   DOORSTEP_STUN_LISTEN="127.0.0.1:0", DOORSTEP_HTTP_PASSWORD_FILE=str(password_file))
+    assert done.returncode == 1, done.stderr
+    assert "cannot start" in done.stderr and "password_file" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "state").exists(), "stopped before anything was created"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,13 @@ def _share(daemon: Daemon, path: Path) -> dict:
     response = daemon.api("PUT", f"/api/v1/shares/{path.name}", content=path.read_bytes())
     assert response.status_code in (200, 201), response.text
     return response.json()
+
+
+def _wait(predicate, what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
 
 
 def _inbox_files(daemon: Daemon) -> dict[str, str]:
@@ -54,6 +62,11 @@ def test_pair_restart_push_without_code_then_revoke(start_daemon, tmp_path: Path
     [b_seen_by_a] = a.api("GET", "/api/v1/devices").json()
     assert b_seen_by_a["status"] == "approved"
     assert b_seen_by_a["safety_words"] == a_seen_by_b["safety_words"] and len(a_seen_by_b["safety_words"]) == 5
+
+    assert b_seen_by_a["signal_url"] == b.signal_url, "the joiner told the offerer where to reach it"
+    for seer, seen_id in ((a, b_seen_by_a["id"]), (b, a_seen_by_b["id"])):
+        _wait(lambda: seer.api("GET", f"/api/v1/devices/{seen_id}").json()["presence"]["online"] is True,
+              "presence of the paired device")
 
     for daemon in (a, b):
         assert daemon.stop() == 0, daemon.log_tail()

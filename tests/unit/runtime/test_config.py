@@ -61,3 +61,21 @@ def test_listen_forms() -> None:
     assert Listen.parse(":8080").connect_host == "127.0.0.1"
     assert Listen.parse("[::1]:80") == Listen("::1", 80)
     assert str(Listen("::1", 80)) == "[::1]:80"
+
+
+def test_allowed_hosts_are_derived_unless_set(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr("socket.gethostname", lambda: "Pi.lan")
+    derived = load_config(environ={"DOORSTEP_HTTP_LISTEN": "192.168.1.5:8080",
+                                   "DOORSTEP_HTTP_PUBLIC_URL": "https://Files.Example.org:8443/base"})
+    assert derived.http_allowed_hosts == {"localhost", "127.0.0.1", "::1", "192.168.1.5", "pi.lan", "pi.local",
+                                          "files.example.org"}
+    assert "0.0.0.0" not in load_config(environ={"DOORSTEP_HTTP_LISTEN": "0.0.0.0:8080"}).http_allowed_hosts
+    toml = tmp_path / "doorstep.toml"
+    toml.write_text('[http]\nallowed_hosts = ["pi.example", "[::1]", "Doorstep.LAN."]\npassword_file = "/etc/pw"\n')
+    config = load_config(toml, environ={})
+    assert config.http_allowed_hosts == {"pi.example", "::1", "doorstep.lan"}
+    assert config.http_password_file == Path("/etc/pw")
+    assert load_config(environ={}).http_password_file is None
+    for bad in ("pi.example:8080", "http://pi.example", "pi example", "a..b"):
+        with pytest.raises(ConfigError, match="http.allowed_hosts"):
+            load_config(environ={"DOORSTEP_HTTP_ALLOWED_HOSTS": bad})
