@@ -34,7 +34,6 @@ from daemon.peer import Role
 from daemon.protocol.auth import AuthMode
 from daemon.signaling import SignalSession, open_signaling
 
-from daemon.crypto import device_id_of
 from daemon.peer import open_data_channel
 from daemon.transfer.errors import TransferFailed
 

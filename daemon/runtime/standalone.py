@@ -16,7 +16,6 @@ from pathlib import Path
 
 import httpx
 import segno
-import trio
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn, TimeRemainingColumn
 
 from daemon.ice import IceConfig

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -147,3 +148,18 @@ def tree_listing(root: Path, *, skip: tuple[Path, ...] = ()) -> dict[str, tuple[
         st = path.lstat()
         found[str(path.relative_to(root))] = (st.st_size, st.st_mtime_ns)
     return found
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (for a daemon that must keep its port across restarts)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def api_error(response: Any, status: int, code: str) -> str:
+    """Assert ``response`` is the API's JSON error ``code`` with ``status``; return its message."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error", "message"} and body["error"] == code, body
+    return body["message"]

@@ -12,18 +12,11 @@ import httpx
 import pytest
 
 from tests.conftest import require_binary
-from tests.integration.harness import Daemon, random_file, sha256_of
+from tests.integration.harness import Daemon, api_error, random_file, sha256_of
 
 pytestmark = pytest.mark.integration
 
 MiB = 1024 * 1024
-
-
-def _error(response, status: int, code: str) -> str:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error", "message"} and body["error"] == code, body
-    return body["message"]
 
 
 def _share_tree(daemon: Daemon, files: dict[str, Path]) -> dict:
@@ -81,7 +74,7 @@ def test_list_download_ranges_and_delete(start_daemon, tmp_path: Path) -> None:
         assert part.headers["content-range"] == f"bytes {start}-{end}/{len(received)}"
         assert part.headers["content-length"] == str(end - start + 1)
     unsatisfiable = b.api("GET", _url("note.txt"), headers={"Range": "bytes=1000-"})
-    _error(unsatisfiable, 416, "range_not_satisfiable")
+    api_error(unsatisfiable, 416, "range_not_satisfiable")
     assert unsatisfiable.headers["content-range"] == "bytes */1000"
     several = b.api("GET", _url("note.txt"), headers={"Range": "bytes=0-1,5-6"})
     assert several.status_code == 200 and len(several.content) == 1000, "several ranges: the whole file"
@@ -99,8 +92,8 @@ def test_list_download_ranges_and_delete(start_daemon, tmp_path: Path) -> None:
 
     assert b.api("DELETE", _url("photos/été 2024.bin")).status_code == 204
     assert not (b.inbox / "photos" / "été 2024.bin").exists() and (b.inbox / "photos").is_dir()
-    _error(b.api("DELETE", _url("photos/été 2024.bin")), 404, "not_found")
-    _error(b.api("GET", _url("photos/été 2024.bin")), 404, "not_found")
+    api_error(b.api("DELETE", _url("photos/été 2024.bin")), 404, "not_found")
+    api_error(b.api("GET", _url("photos/été 2024.bin")), 404, "not_found")
     assert [f["path"] for f in b.api("GET", "/api/v1/inbox").json()] == ["by hand.txt", "note.txt"]
 
 
@@ -117,8 +110,8 @@ def test_symlinks_and_the_private_folder_are_never_served(daemon: Daemon, tmp_pa
 
     assert [f["path"] for f in daemon.api("GET", "/api/v1/inbox").json()] == ["real/ok.txt"]
     for path in ("link.txt", "linked-dir/secret.txt", ".doorstep/partial/abc/0.part", "real", "missing"):
-        _error(daemon.api("GET", _url(path)), 404, "not_found")
-        _error(daemon.api("DELETE", _url(path)), 404, "not_found")
+        api_error(daemon.api("GET", _url(path)), 404, "not_found")
+        api_error(daemon.api("DELETE", _url(path)), 404, "not_found")
     assert secret.read_text() == "outside the inbox" and (inbox / "link.txt").is_symlink()
     assert (inbox / ".doorstep" / "partial" / "abc" / "0.part").exists()
     for raw in ("/api/v1/inbox/real/..%2f..%2fsecret.txt", "/api/v1/inbox/real/%2e%2e/link.txt",

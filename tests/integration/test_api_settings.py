@@ -8,16 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import run_cli
+from tests.integration.harness import api_error, run_cli
 
 pytestmark = pytest.mark.integration
-
-
-def _error(response, status: int, code: str) -> str:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error", "message"} and body["error"] == code, body
-    return body["message"]
 
 
 def test_read_change_persist_and_reload(start_daemon, tmp_path: Path) -> None:
@@ -66,7 +59,7 @@ def test_only_the_safe_subset_changes(start_daemon) -> None:
                  {"transfer.encrypt": "yes"}, {"share.ttl": 0}, {"share.ttl": -5}, {"share.ttl": "60"},
                  {"outbox.after_send": "shred"}, {"inbox.per_device": None}, [], {"turn.secret_file": "/x"}):
         response = daemon.api("PATCH", "/api/v1/settings", json=body)
-        message = _error(response, 400, "bad_request")
+        message = api_error(response, 400, "bad_request")
         assert message, body
     assert daemon.api("GET", "/api/v1/settings").json() == before
     assert not (daemon.state_dir / "settings.json").exists()

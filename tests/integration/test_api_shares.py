@@ -8,16 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import Daemon, run_cli
+from tests.integration.harness import Daemon, api_error, run_cli
 
 pytestmark = pytest.mark.integration
-
-
-def _error(response, status: int, code: str) -> str:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error", "message"} and body["error"] == code, body
-    return body["message"]
 
 
 def test_a_text_share_is_received_as_a_utf8_txt_file(daemon: Daemon, tmp_path: Path) -> None:
@@ -54,7 +47,7 @@ BAD_TEXT_SHARES = [
 
 def test_bad_text_shares_are_refused(daemon: Daemon) -> None:
     for body, status, code in BAD_TEXT_SHARES:
-        _error(daemon.api("POST", "/api/v1/shares/text", json=body), status, code)
+        api_error(daemon.api("POST", "/api/v1/shares/text", json=body), status, code)
     assert daemon.api("GET", "/api/v1/shares").json() == []
     created = daemon.api("POST", "/api/v1/shares/text", json={"text": "\u00e9" * (512 * 1024)})
     assert created.status_code == 201 and created.json()["size"] == 1024 * 1024, created.text[:200]
@@ -65,15 +58,15 @@ def test_qr_svg_revoke_and_the_code_is_dead(daemon: Daemon, tmp_path: Path) -> N
     qr = daemon.api("GET", f"/api/v1/shares/{share['share_id']}/qr.svg")
     assert qr.status_code == 200 and qr.headers["content-type"].startswith("image/svg+xml")
     assert qr.text.startswith("<?xml") and "<svg" in qr.text and "</svg>" in qr.text
-    _error(daemon.api("GET", "/api/v1/shares/nosuchshare/qr.svg"), 404, "unknown_share")
+    api_error(daemon.api("GET", "/api/v1/shares/nosuchshare/qr.svg"), 404, "unknown_share")
 
     assert daemon.api("DELETE", f"/api/v1/shares/{share['share_id']}").status_code == 204
     assert daemon.api("GET", "/api/v1/shares").json() == []
     assert not (daemon.state_dir / "shares" / share["share_id"]).exists(), "its files are deleted"
     [transfer] = daemon.api("GET", "/api/v1/transfers").json()
     assert (transfer["state"], transfer["error"]) == ("cancelled", "the share was revoked")
-    _error(daemon.api("GET", f"/api/v1/shares/{share['share_id']}/qr.svg"), 404, "unknown_share")
-    _error(daemon.api("DELETE", f"/api/v1/shares/{share['share_id']}"), 404, "unknown_share")
+    api_error(daemon.api("GET", f"/api/v1/shares/{share['share_id']}/qr.svg"), 404, "unknown_share")
+    api_error(daemon.api("DELETE", f"/api/v1/shares/{share['share_id']}"), 404, "unknown_share")
     late = run_cli("receive", share["code"], "--out", str(tmp_path / "out"), "--signal", daemon.signal_url)
     assert late.returncode == 1 and "no such code" in late.stderr
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import Daemon, random_file, sha256_of
+from tests.integration.harness import Daemon, api_error, random_file, sha256_of
 
 pytestmark = pytest.mark.integration
 
@@ -17,18 +17,11 @@ TRANSFER_KEYS = {"id", "direction", "state", "share_id", "device", "bytes_done",
                  "eta", "error", "created_at", "updated_at", "files"}
 
 
-def _error(response, status: int, code: str) -> str:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error", "message"} and body["error"] == code, body
-    return body["message"]
-
-
 def test_list_filters_get_and_errors(daemon: Daemon) -> None:
     api = daemon.api
     first = api("POST", "/api/v1/shares/text", json={"text": "one"}).json()
     second = api("POST", "/api/v1/shares/text", json={"text": "two"}).json()
-    _error(api("POST", "/api/v1/receive", json={"code": "000000"}), 404, "join_failed")  # a failed receive
+    api_error(api("POST", "/api/v1/receive", json={"code": "000000"}), 404, "join_failed")  # a failed receive
 
     everything = api("GET", "/api/v1/transfers").json()
     assert [(t["direction"], t["state"]) for t in everything] == [("send", "connecting"), ("send", "connecting"),
@@ -49,25 +42,25 @@ def test_list_filters_get_and_errors(daemon: Daemon) -> None:
     assert ids("?state=done") == []
     for query in ("?state=bogus", "?state=active,", "?state=ACTIVE", "?direction=sideways", "?limit=0",
                   "?limit=lots", "?limit=100001"):
-        _error(api("GET", "/api/v1/transfers" + query), 400, "bad_request")
+        api_error(api("GET", "/api/v1/transfers" + query), 400, "bad_request")
 
     one = api("GET", f"/api/v1/transfers/{everything[0]['id']}")
     assert one.status_code == 200 and one.json()["id"] == everything[0]["id"]
-    assert "nope" in _error(api("GET", "/api/v1/transfers/nope"), 404, "unknown_transfer")
-    _error(api("POST", "/api/v1/transfers/nope/cancel"), 404, "unknown_transfer")
-    _error(api("POST", "/api/v1/transfers/nope/retry"), 404, "unknown_transfer")
+    assert "nope" in api_error(api("GET", "/api/v1/transfers/nope"), 404, "unknown_transfer")
+    api_error(api("POST", "/api/v1/transfers/nope/cancel"), 404, "unknown_transfer")
+    api_error(api("POST", "/api/v1/transfers/nope/retry"), 404, "unknown_transfer")
 
     # Cancelling a share's send: it is no longer hosted, its code is dead; a second cancel is 409.
     cancelled = api("POST", f"/api/v1/transfers/{everything[0]['id']}/cancel")
     assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
     assert cancelled.json()["error"] == "cancelled by the owner"
     assert [s["share_id"] for s in api("GET", "/api/v1/shares").json()] == [second["share_id"]]
-    assert "already cancelled" in _error(api("POST", f"/api/v1/transfers/{everything[0]['id']}/cancel"), 409,
+    assert "already cancelled" in api_error(api("POST", f"/api/v1/transfers/{everything[0]['id']}/cancel"), 409,
                                          "finished")
     # Neither a code share's send nor a receive that never reached its share can be retried.
-    _error(api("POST", f"/api/v1/transfers/{everything[0]['id']}/retry"), 409, "not_retryable")
-    _error(api("POST", f"/api/v1/transfers/{everything[2]['id']}/retry"), 409, "not_retryable")
-    _error(api("POST", f"/api/v1/transfers/{everything[1]['id']}/retry"), 409, "not_retryable")  # not failed
+    api_error(api("POST", f"/api/v1/transfers/{everything[0]['id']}/retry"), 409, "not_retryable")
+    api_error(api("POST", f"/api/v1/transfers/{everything[2]['id']}/retry"), 409, "not_retryable")
+    api_error(api("POST", f"/api/v1/transfers/{everything[1]['id']}/retry"), 409, "not_retryable")  # not failed
 
 
 def test_a_cancelled_fetch_stops_and_a_retry_resumes_it(start_daemon, tmp_path: Path) -> None:
@@ -99,4 +92,4 @@ def test_a_cancelled_fetch_stops_and_a_retry_resumes_it(start_daemon, tmp_path: 
     assert done["files"][0]["final_path"] == "big.bin"
     assert done["bytes_moved"] < 1.6 * size, f"resumed, not restarted: {done['bytes_moved']} bytes moved"
     assert [t["state"] for t in b.api("GET", "/api/v1/transfers").json()] == ["done"], "one record, resumed"
-    _error(b.api("POST", f"/api/v1/transfers/{transfer_id}/cancel"), 409, "finished")
+    api_error(b.api("POST", f"/api/v1/transfers/{transfer_id}/cancel"), 409, "finished")

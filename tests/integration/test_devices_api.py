@@ -16,7 +16,7 @@ import pytest
 from daemon.crypto import DeviceIdentity, fingerprint_words
 from daemon.runtime.devices import DeviceBook
 from daemon.state import StateDB
-from tests.integration.harness import Daemon, run_cli
+from tests.integration.harness import Daemon, api_error, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -49,13 +49,6 @@ def book(start_daemon: Callable[..., Daemon]) -> Book:
     return Book(daemon=daemon, laptop=laptop, phone=phone, laptop_key=laptop_key)
 
 
-def _error(response, status: int, code: str) -> str:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error", "message"} and body["error"] == code, body
-    return body["message"]
-
-
 def test_list_show_rename_approve_revoke_forget(book: Book) -> None:
     api = book.daemon.api
     listed = api("GET", "/api/v1/devices")
@@ -78,7 +71,7 @@ def test_list_show_rename_approve_revoke_forget(book: Book) -> None:
 
     forgotten = api("DELETE", f"/api/v1/devices/{book.laptop}")
     assert forgotten.status_code == 204 and forgotten.content == b""
-    _error(api("GET", f"/api/v1/devices/{book.laptop}"), 404, "unknown_device")
+    api_error(api("GET", f"/api/v1/devices/{book.laptop}"), 404, "unknown_device")
     assert [d["id"] for d in api("GET", "/api/v1/devices").json()] == [book.phone]
 
 
@@ -105,7 +98,7 @@ def test_the_device_routes_need_the_token(book: Book) -> None:
 ])
 def test_bad_changes_are_400_and_change_nothing(book: Book, body: object, needle: str) -> None:
     response = book.daemon.api("PATCH", f"/api/v1/devices/{book.laptop}", json=body)
-    message = _error(response, 400, "bad_name" if needle in ("empty", "at most 64", "control") else "bad_request")
+    message = api_error(response, 400, "bad_name" if needle in ("empty", "at most 64", "control") else "bad_request")
     assert needle in message, message
     assert book.daemon.api("GET", f"/api/v1/devices/{book.laptop}").json()["name"] == "laptop"
 
@@ -113,13 +106,13 @@ def test_bad_changes_are_400_and_change_nothing(book: Book, body: object, needle
 def test_a_body_that_is_not_json_is_400(book: Book) -> None:
     response = book.daemon.api("PATCH", f"/api/v1/devices/{book.laptop}", content=b"{name:",
                                headers={"Content-Type": "application/json"})
-    _error(response, 400, "bad_request")
+    api_error(response, 400, "bad_request")
 
 
 def test_unknown_ids_are_404(book: Book) -> None:
     api = book.daemon.api
     for method, kwargs in (("GET", {}), ("PATCH", {"json": {"name": "x"}}), ("DELETE", {})):
-        message = _error(api(method, "/api/v1/devices/nosuchdevice", **kwargs), 404, "unknown_device")
+        message = api_error(api(method, "/api/v1/devices/nosuchdevice", **kwargs), 404, "unknown_device")
         assert "nosuchdevice" in message
 
 

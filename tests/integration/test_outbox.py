@@ -5,22 +5,15 @@ whose sender is killed with SIGKILL mid-way (it resumes: the bytes moved stay cl
 from __future__ import annotations
 
 import os
-import socket
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import Daemon, random_file, sha256_of
+from tests.integration.harness import Daemon, free_port, random_file, sha256_of
 
 pytestmark = pytest.mark.integration
 MiB = 1024 * 1024
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _inbox_files(daemon: Daemon) -> dict[str, str]:
@@ -37,7 +30,7 @@ def wait(predicate, timeout: float, what: str, daemons=()) -> None:
 
 
 def test_outbox_to_paired_device(start_daemon, tmp_path: Path) -> None:
-    a = start_daemon("a", DOORSTEP_SIGNAL_LISTEN=f"127.0.0.1:{_free_port()}")
+    a = start_daemon("a", DOORSTEP_SIGNAL_LISTEN=f"127.0.0.1:{free_port()}")
     b = start_daemon("b", DOORSTEP_OUTBOX_SETTLE="0.5")
     offer = a.api("POST", "/api/v1/pair", json={}).json()
     joined = b.api("POST", "/api/v1/pair", json={"code": offer["code"], "signal": a.signal_url})

@@ -4,23 +4,16 @@ a revoked device is refused before any byte lands."""
 from __future__ import annotations
 
 import json
-import socket
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import Daemon, random_file, run_cli, sha256_of
+from tests.integration.harness import Daemon, free_port, random_file, run_cli, sha256_of
 
 pytestmark = pytest.mark.integration
 
 MiB = 1024 * 1024
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _share(daemon: Daemon, path: Path) -> dict:
@@ -43,7 +36,7 @@ def _inbox_files(daemon: Daemon) -> dict[str, str]:
 
 def test_pair_restart_push_without_code_then_revoke(start_daemon, tmp_path: Path) -> None:
     # A keeps a stable signaling port, as an installed appliance does: B pinned its address.
-    a = start_daemon("a", DOORSTEP_SIGNAL_LISTEN=f"127.0.0.1:{_free_port()}")
+    a = start_daemon("a", DOORSTEP_SIGNAL_LISTEN=f"127.0.0.1:{free_port()}")
     b = start_daemon("b")
     for daemon in (a, b):
         assert (daemon.state_dir / "identity.key").stat().st_mode & 0o777 == 0o600
