@@ -3,10 +3,14 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+# Debian packages that build the .deb (debian/control's Build-Depends) and check it (tests/package:
+# lintian, a debootstrapped chroot, systemd-analyze, systemd-nspawn).
+DEB_DEBS  := debhelper dpkg-dev python3-dev python3-venv libsystemd-dev pkg-config ca-certificates zstd
 # Debian packages the test suite drives for real.
-TEST_DEBS := curl iproute2 procps redis-server coturn iptables chromium fonts-dejavu-core
+TEST_DEBS := curl iproute2 procps redis-server coturn iptables chromium fonts-dejavu-core \
+             $(DEB_DEBS) lintian debootstrap systemd systemd-container
 
-.PHONY: run test venv bench clean
+.PHONY: run test venv bench clean deb deb-requirements
 
 $(BIN)/python:
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c 'import ensurepip' 2>/dev/null \
@@ -18,8 +22,10 @@ $(VENV)/.run-deps: $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install -q -e .
 	@touch $@
 
+# The systemd extra (systemd-python) builds against libsystemd-dev, hence the Debian packages first.
 $(VENV)/.test-deps: $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install -q -e '.[test]'
+	scripts/ensure-debs $(TEST_DEBS)
+	$(BIN)/python -m pip install -q -e '.[test,systemd]'
 	@touch $@
 
 venv: $(VENV)/.run-deps
@@ -34,5 +40,14 @@ test: $(VENV)/.test-deps
 bench: $(VENV)/.test-deps
 	$(BIN)/python bench/transfer.py
 
+# build/deb/doorstep_<version>_<arch>.deb (docs/packaging.md); reused while its inputs are unchanged.
+deb:
+	scripts/ensure-debs $(DEB_DEBS)
+	scripts/build-deb
+
+# The package's pinned runtime set, from the venv the tests run in.
+deb-requirements: $(VENV)/.test-deps
+	$(BIN)/python debian/pin-requirements > debian/requirements.txt
+
 clean:
-	rm -rf $(VENV) .state
+	rm -rf $(VENV) .state build
