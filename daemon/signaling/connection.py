@@ -475,6 +475,16 @@ class ServerConnection:
                 )
             )
 
+    async def _refuse_join(self, request_id: Any, *, now: float, charge_global: bool) -> None:
+        """Every failed join, of a share or a room, whatever the reason: charge this address's
+        budget (and the service-wide one when asked), count it, and send the one reply that
+        never says why."""
+        await self._store.record_failed_join(self.ip, now=now)
+        if charge_global:
+            await self._store.record_global_failed_join(now=now)
+        self._counters.joins_failed += 1
+        await self._send(Error(code=ErrorCode.JOIN_FAILED, message=JOIN_FAILED_MESSAGE, id=request_id))
+
     async def _on_join(self, message: Join) -> None:
         """Join by code or share id; every failure gets the same ``join_failed`` reply.
 
@@ -503,13 +513,7 @@ class ServerConnection:
             assert message.share is not None
             record = await self._store.join_by_share(message.share, self.id, now=now)
         if record is None:
-            await self._store.record_failed_join(self.ip, now=now)
-            if by_code and refused_by is None:
-                await self._store.record_global_failed_join(now=now)
-            self._counters.joins_failed += 1
-            await self._send(
-                Error(code=ErrorCode.JOIN_FAILED, message=JOIN_FAILED_MESSAGE, id=message.id)
-            )
+            await self._refuse_join(message.id, now=now, charge_global=by_code and refused_by is None)
             return
         self._counters.joins_ok += 1
         self._engaged()
@@ -638,13 +642,7 @@ class ServerConnection:
                 self._identity.used_rooms = True
                 entry = await self._store.join_room(message.room, self.id, now=self._clock())
         if entry is None:
-            await self._store.record_failed_join(self.ip, now=now)
-            if refused_by is None:
-                await self._store.record_global_failed_join(now=now)
-            self._counters.joins_failed += 1
-            await self._send(
-                Error(code=ErrorCode.JOIN_FAILED, message=JOIN_FAILED_MESSAGE, id=message.id)
-            )
+            await self._refuse_join(message.id, now=now, charge_global=refused_by is None)
             return
         self._counters.joins_ok += 1
         self._engaged()
