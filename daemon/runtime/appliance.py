@@ -27,7 +27,7 @@ from daemon.ice import IceConfig
 from daemon.signaling import JoinFailed
 from daemon.state import Direction, FileRecord, OutboxItem, ShareRecord, StateDB, TransferRecord, TransferState
 from daemon.storage import Inbox, ShareDir, ShareSpool, SourceFile, UnsafeName, spool_source
-from daemon.state import OutboxQueue
+from daemon.state import OutboxQueue, new_share_id
 
 from daemon.crypto import DeviceIdentity
 from daemon.peer import Role
@@ -411,7 +411,7 @@ class Appliance:
     async def create_outbox_share(self, source: SourceFile, name: str) -> str:
         """A code-less share of one outbox file, copied into the spool and hashed, for
         :meth:`push_outbox_share`. Raises ``OSError``, ``UnsafeName``."""
-        share_id = secrets.token_urlsafe(16)
+        share_id = new_share_id()
         share_dir = self._spool.create(share_id)
         try:
             spooled = await trio.to_thread.run_sync(spool_source, share_dir, name, source)
@@ -462,7 +462,7 @@ class Appliance:
         return {"status": "ok", "version": self._version, "signal": self._signal_url}
 
     async def create_share(self, uploads: Sequence[Upload], *, name: str) -> ShareCreated:
-        share_id = secrets.token_urlsafe(16)
+        share_id = new_share_id()
         share_dir = self._spool.create(share_id)
         try:
             files = [await self._spool_upload(share_dir, i, upload) for i, upload in enumerate(uploads)]

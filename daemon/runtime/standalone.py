@@ -21,7 +21,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColu
 from daemon.ice import IceConfig
 from daemon.protocol.auth import AuthMode
 from daemon.signaling import JoinFailed, open_signaling
-from daemon.state import Direction, FileRecord, StateDB
+from daemon.state import Direction, FileRecord, StateDB, new_share_id
 from daemon.storage import Inbox, LocalSources, sha256_file
 
 from . import bridge
@@ -133,7 +133,7 @@ def send(args: argparse.Namespace, config: Config) -> int:
 
 async def _send(signal_url: str, files: tuple[FileRecord, ...], sources: LocalSources, ice: IceConfig,
                 encrypt: bool) -> int:
-    share_id = secrets.token_urlsafe(16)
+    share_id = new_share_id()
     total = sum(f.size for f in files)
     try:
         async with open_signaling(signal_url, resume=True) as client:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import enum
+import secrets
 from dataclasses import dataclass
 
-__all__ = ["Direction", "TransferState", "FileRecord", "ShareRecord", "TransferRecord", "DeviceStatus", "DeviceRecord"]
+__all__ = ["new_share_id", "Direction", "TransferState", "FileRecord", "ShareRecord", "TransferRecord", "DeviceStatus", "DeviceRecord"]
 
 
 class Direction(enum.Enum):
@@ -37,6 +38,15 @@ class FileRecord:
     sha256: str
     offset: int = 0  # receive: bytes durable on disk; send: bytes acknowledged by the receiver
     final_path: str | None = None  # receive: where it landed, relative to the inbox
+
+
+def new_share_id() -> str:
+    """Return a fresh share id: 32 lower-case hex digits (128 random bits).
+
+    Hex, not base64url: people type share ids as command-line arguments, and an id starting with
+    ``-`` would be read as an option.
+    """
+    return secrets.token_hex(16)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -62,3 +63,14 @@ def test_observer_hears_every_transfer_write(db: StateDB) -> None:
                      ("t1", TransferChange.PROGRESS, None), ("t1", TransferChange.STATE, None),
                      ("t1", TransferChange.FILE_PLACED, 1), ("t1", TransferChange.STATE, None),
                      ("t1", TransferChange.REMOVED, None)]
+
+
+def test_share_ids_are_hex_and_never_read_as_a_command_line_option() -> None:
+    from daemon.state import new_share_id
+    from daemon.protocol.signaling import _SHARE_ID
+
+    ids = {new_share_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    for share_id in ids:
+        assert re.fullmatch(r"[0-9a-f]{32}", share_id), share_id
+        assert _SHARE_ID.fullmatch(share_id)
