@@ -18,12 +18,17 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-$(VENV)/.run-deps: $(BIN)/python pyproject.toml
+$(VENV)/.run-deps: $(BIN)/python pyproject.toml web_ui/vendor/.fetched
 	$(BIN)/python -m pip install -q -e .
 	@touch $@
 
+# The web UI's third-party browser code, from the npm registry (pinned in web_ui/vendor.json).
+web_ui/vendor/.fetched: web_ui/vendor.json scripts/fetch-web-deps
+	$(PYTHON) scripts/fetch-web-deps
+	@touch $@
+
 # The systemd extra (systemd-python) builds against libsystemd-dev, hence the Debian packages first.
-$(VENV)/.test-deps: $(BIN)/python pyproject.toml
+$(VENV)/.test-deps: $(BIN)/python pyproject.toml web_ui/vendor/.fetched
 	scripts/ensure-debs $(TEST_DEBS)
 	$(BIN)/python -m pip install -q -e '.[test,systemd]'
 	@touch $@

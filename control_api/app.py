@@ -132,7 +132,7 @@ def create_app(appliance: ApplianceAPI, *, api_token: str, web: WebSettings | No
                         *inbox_routes(appliance, guard), *event_routes(appliance, guard),
                         *settings_routes(appliance, guard),
                         *upload_routes(appliance, guard),  # PUT /api/v1/inbox/{path}
-                        *web_ui_routes()],  # the web UI: static web_ui/ at /, and /r/{code}
+                        *web_ui_routes(signal_url=appliance.health().get("signal"))],  # the web UI: static web_ui/ at /, and /r/{code}
         exception_handlers=exception_handlers(),
         openapi_config=OpenAPIConfig(title="doorstep control API", version="1", path="/api/v1/schema"),
         request_max_body_size=1024 * 1024,

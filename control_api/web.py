@@ -28,11 +28,12 @@ log = logging.getLogger("doorstep.http")
 WEB_UI_DIR = Path(__file__).resolve().parent.parent / "web_ui"
 """Beside the ``control_api`` package: the source tree, or site-packages once installed."""
 
+_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'{connect}; "
+        "manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+
 SECURITY_HEADERS = {
-    "content-security-policy": (
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
-        "manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-    ),
+    "content-security-policy": _CSP.format(connect=""),
     "x-content-type-options": "nosniff",
     "referrer-policy": "no-referrer",
     "x-frame-options": "DENY",
@@ -40,14 +41,34 @@ SECURITY_HEADERS = {
 }
 
 
-def _with_security_headers(response: Response[Any]) -> Response[Any]:
-    for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
-    return response
+def signaling_sources(signal_url: str | None) -> str:
+    """CSP ``connect-src`` sources for the signaling server at ``signal_url`` (a page receives by code
+    over WebRTC, signaled there): its origin, and any host on its port when it names a loopback
+    host (a page opened from the LAN then connects to its own address on that port)."""
+    if not signal_url or "://" not in signal_url:
+        return ""
+    scheme, _, rest = signal_url.partition("://")
+    netloc = rest.split("/", 1)[0]
+    if scheme not in ("ws", "wss") or not netloc or any(c in netloc for c in " ;,'\""):
+        return ""
+    sources = [f"{scheme}://{netloc}"]
+    host, _, port = netloc.rpartition(":") if not netloc.endswith("]") else (netloc, "", "")
+    if host in _LOOPBACK_HOSTS and port.isdigit():
+        sources.append(f"{scheme}://*:{port}")
+    return " " + " ".join(sources)
 
 
-def web_ui_routes(directory: Path = WEB_UI_DIR) -> list[Any]:
-    """The static router for ``directory`` at ``/`` and the ``/r/{code}`` page; none needs a login."""
+def web_ui_routes(directory: Path = WEB_UI_DIR, *, signal_url: str | None = None) -> list[Any]:
+    """The static router for ``directory`` at ``/`` and the ``/r/{code}`` page; none needs a login.
+
+    ``signal_url``: where pages reach signaling, admitted by the pages' Content-Security-Policy."""
+    headers = {**SECURITY_HEADERS, "content-security-policy": _CSP.format(connect=signaling_sources(signal_url))}
+
+    def _with_security_headers(response: Response[Any]) -> Response[Any]:
+        for name, value in headers.items():
+            response.headers.setdefault(name, value)
+        return response
+
     no_cache = CacheControlHeader(no_cache=True)  # revalidate: a new release shows at once
     static = create_static_files_router(
         "/", directories=[directory], html_mode=True, name="web_ui", cache_control=no_cache,

@@ -11,6 +11,7 @@ Modes (both sides must name the same one)::
     code, resume   hello{pake}        -> confirm{tag}                 -> authenticated
     pair           hello{pake}        -> confirm{tag} -> identity{..} -> authenticated
     device         hello{device_key, ephemeral, signature}            -> authenticated
+    origin         hello{}                                            -> authenticated
 
 Either side may send ``auth_failed`` at any point; after it nothing else may follow.
 """
@@ -59,6 +60,10 @@ class AuthMode(enum.StrEnum):
     """As ``code``, then both sides exchange and pin device keys."""
     DEVICE = "device"
     """Paired devices: Ed25519 signatures over the DTLS fingerprints, X25519 for the key."""
+    ORIGIN = "origin"
+    """A browser page the appliance served: nothing is proved in-band (a page cannot run SPAKE2
+    without hand-written crypto); the page trusts the origin that served it, and the host accepts
+    this mode only where that origin is itself (its own signaling server, a live unspent code)."""
 
 
 def _fail(message: str) -> LocalProtocolError:
@@ -112,7 +117,12 @@ class AuthHello:
         if type(self.seal) is not bool:
             raise _fail("seal must be a boolean")
         device = (self.device_key, self.ephemeral, self.signature)
-        if self.mode is AuthMode.DEVICE:
+        if self.mode is AuthMode.ORIGIN:
+            if self.pake is not None or any(v is not None for v in device):
+                raise _fail("an origin hello carries no pake message or device fields")
+            if self.seal:
+                raise _fail("an origin session cannot seal DATA frames: it has no shared key")
+        elif self.mode is AuthMode.DEVICE:
             if self.pake is not None:
                 raise _fail("a device hello carries no pake message")
             _check_bytes("device_key", self.device_key, KEY_BYTES)
@@ -225,6 +235,10 @@ def decode_auth(body: bytes) -> AuthMessage:
         raise RemoteProtocolError(f"invalid {kind}: {exc}", code="bad_message") from None
 
 
+_HELLO_ONLY = (AuthMode.DEVICE, AuthMode.ORIGIN)
+"""Modes whose whole exchange is the two hellos."""
+
+
 class AuthState(enum.Enum):
     START = "start"
     HELLO_SENT = "hello_sent"
@@ -268,7 +282,7 @@ class AuthHandshake:
 
     def send_confirm(self, tag: bytes) -> bytes:
         self._need(AuthState.CONFIRMING)
-        if self.mode is AuthMode.DEVICE or self._sent_confirm:
+        if self.mode in _HELLO_ONLY or self._sent_confirm:
             raise LocalProtocolError("no confirm to send", code="bad_state")
         self._sent_confirm = True
         return encode_auth(AuthConfirm(tag=tag))
@@ -293,7 +307,7 @@ class AuthHandshake:
 
     def mark_authenticated(self) -> None:
         """Everything the mode requires was received and verified."""
-        if self.mode is AuthMode.DEVICE:
+        if self.mode in _HELLO_ONLY:
             self._need(AuthState.CONFIRMING)
         elif self.mode is AuthMode.PAIR:
             self._need(AuthState.IDENTIFYING)
@@ -321,7 +335,7 @@ class AuthHandshake:
             if self.state is AuthState.HELLO_SENT:
                 self.state = AuthState.CONFIRMING
         elif isinstance(message, AuthConfirm):
-            if self.mode is AuthMode.DEVICE or not self._peer_hello or self._peer_confirm:
+            if self.mode in _HELLO_ONLY or not self._peer_hello or self._peer_confirm:
                 raise self._remote("an unexpected auth_confirm")
             self._peer_confirm = True
         else:

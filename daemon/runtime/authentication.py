@@ -11,6 +11,7 @@ two sides see different certificates, so the check fails on both.
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -86,8 +87,14 @@ class Credentials:
     """pair: the public signaling URL we tell the peer to reach us at later."""
     seal: bool = False
     """Ask for sealed DATA frames (``transfer.encrypt``); they are on if either side asks."""
+    origin: bool = False
+    """Responder: accept a browser page in origin mode (nothing proved in-band). Only a host on
+    its own signaling server, for a share whose code is live and unspent, may set it: the page
+    trusts that server (the origin that served it), and nobody else can have joined yet."""
 
     def can(self, mode: AuthMode) -> bool:
+        if mode is AuthMode.ORIGIN:  # an initiator needs nothing to trust its origin
+            return self.origin or self.mode is AuthMode.ORIGIN
         if mode is AuthMode.DEVICE:
             return self.identity is not None and self.trusts is not None
         return mode in self.passwords and (mode is not AuthMode.PAIR or self.identity is not None)
@@ -185,7 +192,20 @@ class _Run:
             raise ValueError(f"these credentials cannot do {mode} authentication")
         if mode is AuthMode.DEVICE:
             return await self._device(peer_hello)
+        if mode is AuthMode.ORIGIN:
+            return await self._origin(peer_hello)
         return await self._pake(mode, peer_hello)
+
+    # -- origin (a browser page this appliance served) ----------------------------------------
+
+    async def _origin(self, peer_hello: AuthHello | None) -> Authenticated:
+        """Exchange the two hellos; the key is this side's own (there is no shared secret), so
+        nothing is sealed and nothing can be resumed with it."""
+        await self.channel.send(self.machine.send_hello(AuthHello(mode=AuthMode.ORIGIN)))
+        if peer_hello is None:
+            await self._expect(AuthHello)
+        self.machine.mark_authenticated()
+        return Authenticated(SessionKey(secrets.token_bytes(32)), mode=AuthMode.ORIGIN, seal=False)
 
     # -- code, resume, pair -------------------------------------------------------------------
 

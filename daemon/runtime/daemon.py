@@ -79,10 +79,14 @@ async def _session_store(config: Config, limits: Limits) -> AsyncIterator[Sessio
         yield store
 
 
-def _signaling_limits(config: Config) -> Limits:
-    """Default limits; browsers may connect from the configured origins and the web UI's own."""
-    own = f"http://{config.http_listen.connect_host}:{config.http_listen.port}"
-    origins = {*config.signal_allowed_origins, own.lower()}
+def _signaling_limits(config: Config, http_port: int | None = None) -> Limits:
+    """Default limits; browsers may connect from the configured origins and the web UI's own: the
+    control API's port (``http_port`` once bound, if the configured one is 0) under each name its
+    Host allowlist accepts (a page the appliance served)."""
+    port = http_port if http_port is not None else config.http_listen.port
+    own = {f"http://{config.http_listen.connect_host}:{port}"}
+    own.update(f"http://{host if ':' not in host else f'[{host}]'}:{port}" for host in config.http_allowed_hosts)
+    origins = {*config.signal_allowed_origins, *(origin.lower() for origin in own)}
     if config.http_public_url:
         scheme, _, rest = config.http_public_url.partition("://")
         origins.add(f"{scheme}://{rest.split('/', 1)[0]}".lower())
@@ -152,8 +156,10 @@ async def run_daemon(config: Config) -> None:
             await nursery.start(appliance.run)
             binds = await nursery.start(_serve_http, create_app(appliance, api_token=token, web=web), config)
             http_port = _port_of(binds[0])
-            if config.http_listen.port == 0 and not config.http_public_url:
-                appliance.set_http_url(f"http://{config.http_listen.connect_host}:{http_port}")
+            if config.http_listen.port == 0:  # pages come from the port the system chose
+                signaling.limits = _signaling_limits(config, http_port)
+                if not config.http_public_url:
+                    appliance.set_http_url(f"http://{config.http_listen.connect_host}:{http_port}")
             runtime = {"pid": os.getpid(), "http_port": http_port, "signal_port": signal_port,
                        "signal_url": config.signal_url_for(signal_port), "stun_port": stun_port}
             write_secret_file(config.state_dir / RUNTIME_FILE, json.dumps(runtime).encode())

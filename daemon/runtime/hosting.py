@@ -170,18 +170,23 @@ class ShareHost:
             await _leave_quietly(session)
 
     def _credentials(self, share_id: str) -> Credentials:
+        """Code (and, for a browser page, origin) while the code is live and unspent; resume once
+        a receiver authenticated. We host on our own signaling server, which is the origin that
+        served any page joining here, so origin mode is as safe as the page's trust in it."""
         passwords: dict[AuthMode, bytes] = {}
         code, _expires = self._codes.get(share_id, (None, None))
-        if code is not None and share_id not in self._code_spent:
+        code_live = code is not None and share_id not in self._code_spent
+        if code_live:
             passwords[AuthMode.CODE] = code.encode()
         secret = self._db.secret("share", share_id)
         if secret is not None:
             passwords[AuthMode.RESUME] = secret
-        return Credentials(passwords=passwords)
+        return Credentials(passwords=passwords, origin=code_live)
 
     def _authenticated(self, share_id: str, auth: Authenticated) -> None:
         if auth.mode is AuthMode.CODE:
             self._db.set_secret("share", share_id, auth.key.resume_secret(share_id))
+        if auth.mode in (AuthMode.CODE, AuthMode.ORIGIN):
             self._code_spent.add(share_id)  # from now on only the resume secret opens this share
 
     async def _burn_code(self, share_id: str, transfer_id: str) -> None:

@@ -4,6 +4,7 @@ everything it loads comes from the appliance (no CDN, no third-party code)."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -11,7 +12,9 @@ import pytest
 
 from control_api.web import WEB_UI_DIR
 
-SOURCES = sorted(WEB_UI_DIR.rglob("*.js"))
+VENDOR = WEB_UI_DIR / "vendor"
+SOURCES = sorted(p for p in WEB_UI_DIR.rglob("*.js") if VENDOR not in p.parents)
+VENDORED = sorted(VENDOR.rglob("*.js"))
 HTML_SINKS = re.compile(r"\.(innerHTML|outerHTML)\b|insertAdjacentHTML|document\.write|\beval\s*\(|new Function\b"
                         r"|createContextualFragment|\bsrcdoc\b|DOMParser")
 
@@ -37,3 +40,16 @@ def test_the_page_loads_only_its_own_files_and_has_no_inline_code() -> None:
     assert not re.search(r"\son[a-z]+\s*=", html), "no inline event handlers"
     for url in re.findall(r"(?:src|href)=\"([^\"]+)\"", html):
         assert url.startswith(("/", "#")), url
+
+
+def test_third_party_code_is_exactly_what_vendor_json_pins_and_writes_no_html() -> None:
+    """web_ui/vendor/ is filled by scripts/fetch-web-deps from the npm registry (integrity-checked)."""
+    manifest = json.loads((WEB_UI_DIR / "vendor.json").read_text())
+    expected = {f"{p['into']}/{name}" for p in manifest["packages"] for name in p["files"]}
+    present = {str(p.relative_to(VENDOR)) for p in VENDOR.rglob("*") if p.is_file() and not p.name.startswith(".")}
+    assert present == expected, "run scripts/fetch-web-deps (make does)"
+    for package in manifest["packages"]:
+        assert (VENDOR / package["into"] / ".integrity").read_text() == package["integrity"]
+    assert VENDORED, "no third-party code fetched"
+    for source in VENDORED:
+        assert not HTML_SINKS.search(source.read_text()), f"{source.name} writes HTML or evaluates code"

@@ -41,6 +41,7 @@ def raw(obj: dict) -> bytes:
         AuthHello(mode=AuthMode.RESUME, pake=PAKE),
         AuthHello(mode=AuthMode.PAIR, pake=PAKE),
         AuthHello(mode=AuthMode.DEVICE, device_key=KEY, ephemeral=KEY, signature=SIG),
+        AuthHello(mode=AuthMode.ORIGIN),
         AuthConfirm(tag=b"t" * 32),
         AuthIdentity(device_key=KEY, name="kitchen pi ☕", signature=SIG),
         AuthFailed(code="failed", reason="nope"),
@@ -59,6 +60,9 @@ def test_round_trip(message) -> None:
         {"type": "auth_hello", "version": 1, "mode": "telepathy", "pake": "A" * 44},
         {"type": "auth_hello", "version": 1, "mode": "device", "pake": "A" * 44},
         {"type": "auth_hello", "version": 1, "mode": "code", "pake": "A" * 44, "device_key": "A" * 43},
+        {"type": "auth_hello", "version": 1, "mode": "origin", "pake": "A" * 44},
+        {"type": "auth_hello", "version": 1, "mode": "origin", "seal": True},
+        {"type": "auth_hello", "version": 1, "mode": "origin", "device_key": "A" * 43},
         {"type": "auth_confirm", "tag": "A" * 43, "extra": 1},
         {"type": "auth_confirm", "tag": "A" * 42 + "=="},
         {"type": "auth_confirm", "tag": 5},
@@ -141,6 +145,25 @@ def test_device_mode_has_no_confirm_and_responder_cannot_speak_first() -> None:
         side.send_confirm(b"t" * 32)
     side.mark_authenticated()
     assert side.state is AuthState.AUTHENTICATED
+
+
+def test_origin_mode_is_two_hellos_and_nothing_else() -> None:
+    assert encode_auth(AuthHello(mode=AuthMode.ORIGIN))[5:] == b'{"type":"auth_hello","version":1,"mode":"origin"}'
+    responder = AuthHandshake(None)
+    assert responder.receive(raw({"type": "auth_hello", "version": 1, "mode": "origin"})) == AuthHello(
+        mode=AuthMode.ORIGIN)
+    responder.send_hello(AuthHello(mode=AuthMode.ORIGIN))
+    with pytest.raises(LocalProtocolError):
+        responder.send_confirm(b"t" * 32)
+    with pytest.raises(RemoteProtocolError):
+        responder.receive(body(encode_auth(AuthConfirm(tag=b"t" * 32))))
+    initiator = AuthHandshake(AuthMode.ORIGIN)
+    initiator.send_hello(AuthHello(mode=AuthMode.ORIGIN))
+    with pytest.raises(LocalProtocolError):
+        initiator.mark_authenticated()  # the responder's hello has not arrived
+    initiator.receive(body(encode_auth(AuthHello(mode=AuthMode.ORIGIN))))
+    initiator.mark_authenticated()
+    assert initiator.state is AuthState.AUTHENTICATED
 
 
 def test_failed_ends_the_step() -> None:

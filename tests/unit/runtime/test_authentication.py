@@ -169,3 +169,19 @@ async def test_silent_peer_times_out_and_garbage_fails() -> None:
     await joiner_ch.send(b"\x00\x00\x00\x05\x01{}{}{")
     with pytest.raises(AuthenticationFailed):
         await authenticate(host_ch, "offerer", code_creds("123456", initiator=False), timeout=2)
+
+
+async def test_origin_mode_is_accepted_only_where_the_host_allows_it_and_never_seals() -> None:
+    page = Credentials(mode=AuthMode.ORIGIN)
+    host_ch, joiner_ch = pipe(fingerprint("host"), fingerprint("page"))
+    host, joiner = await run_both(host_ch, Credentials(passwords={AuthMode.CODE: b"123456"}, origin=True, seal=True),
+                                  joiner_ch, page)
+    assert isinstance(host, Authenticated) and isinstance(joiner, Authenticated)
+    assert host.mode is AuthMode.ORIGIN and not host.seal and not joiner.seal
+    assert host.key != joiner.key  # no shared secret: neither key opens anything of the other's
+    assert len(host_ch.sent) == 1 and len(joiner_ch.sent) == 1
+
+    host_ch, joiner_ch = pipe(fingerprint("host"), fingerprint("page"))
+    host, joiner = await run_both(host_ch, Credentials(passwords={AuthMode.CODE: b"123456"}), joiner_ch, page)
+    assert isinstance(host, ModeRefused) and not host.secret_tested
+    assert isinstance(joiner, AuthenticationFailed)
