@@ -1,6 +1,7 @@
 // The transfer protocol's framing (docs/protocol.md, section 1) for a page: CONTROL frames carry one
 // JSON object, DATA frames (file, offset, payload). The decoder takes any split of the byte stream
-// and checks every limit before it trusts a length. Sealed DATA frames are refused: a page never
+// and checks every limit before it trusts a length. Pages both receive (from the appliance or another
+// page) and send (to another page). Sealed DATA frames are refused: a page never
 // asks for them (the origin authentication mode has no shared key).
 
 export const CONTROL = 0x01;
@@ -26,6 +27,18 @@ export function controlFrame(message) {
   new DataView(frame.buffer).setUint32(0, body.length + 1);
   frame[4] = CONTROL;
   frame.set(body, 5);
+  return frame;
+}
+
+/** The DATA frame carrying `payload` (a Uint8Array) at `offset` of file `file`. */
+export function dataFrame(file, offset, payload) {
+  const frame = new Uint8Array(5 + DATA_HEADER + payload.length);
+  const view = new DataView(frame.buffer);
+  view.setUint32(0, 1 + DATA_HEADER + payload.length);
+  frame[4] = DATA;
+  view.setUint32(5, file);
+  view.setBigUint64(9, BigInt(offset));
+  frame.set(payload, 5 + DATA_HEADER);
   return frame;
 }
 

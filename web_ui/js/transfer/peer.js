@@ -1,5 +1,6 @@
-// The page's end of a WebRTC connection to the appliance's peer: the appliance (the host) offers,
-// the page answers; candidates are gathered before the answer goes (no trickle, as the daemon does).
+// A page's end of a WebRTC connection: the host of a share (the appliance, or a sending page) offers,
+// the joiner answers; candidates are gathered before each description goes (no trickle, as the
+// daemon does).
 
 const MAX_SDP = 32 * 1024;
 const GATHER_TIMEOUT_MS = 5_000;
@@ -14,7 +15,7 @@ class MessageQueue {
     this.ended = null;
     channel.binaryType = 'arraybuffer';
     channel.onmessage = (event) => this.put(event.data);
-    channel.onclose = () => this.end(new Error('the connection to the appliance closed'));
+    channel.onclose = () => this.end(new Error('the connection closed'));
   }
 
   put(data) {
@@ -55,17 +56,49 @@ function gathered(pc) {
   });
 }
 
-async function relayedOffer(signal, session) {
+async function relayedSdp(signal, session, kind) {
   for (;;) {
     const message = await signal.receive();
-    if (message.type === 'left' && message.session === session) throw new Error('the appliance left the session');
+    if (message.type === 'left' && message.session === session) throw new Error('the other side left the session');
     if (message.type !== 'relay' || message.session !== session) continue;
     const { data } = message;
-    if (!data || data.kind !== 'offer' || typeof data.sdp !== 'string' || !data.sdp.startsWith('v=0')
+    if (!data || data.kind !== kind || typeof data.sdp !== 'string' || !data.sdp.startsWith('v=0')
       || data.sdp.length > MAX_SDP) {
-      throw new Error('the appliance sent an invalid offer');
+      throw new Error(`the other side sent an invalid ${kind}`);
     }
     return data.sdp;
+  }
+}
+
+function failedConnection(pc, reject) {
+  pc.onconnectionstatechange = () => {
+    if (pc.connectionState === 'failed') reject(new Error('no network path to the other side worked'));
+  };
+}
+
+/**
+ * Offer a data channel in `session` (we host the share), with the session's ICE servers.
+ * Resolves with {pc, channel, messages} once the channel is open.
+ */
+export async function offer(signal, session, iceServers) {
+  const pc = new RTCPeerConnection({ iceServers: Array.isArray(iceServers) ? iceServers : [] });
+  try {
+    const channel = pc.createDataChannel(CHANNEL_LABEL, { ordered: true });
+    const messages = new MessageQueue(channel);
+    const opened = new Promise((resolve, reject) => {
+      channel.onopen = resolve;
+      failedConnection(pc, reject);
+    });
+    await pc.setLocalDescription(await pc.createOffer());
+    await gathered(pc);
+    signal.send({ type: 'relay', session, data: { kind: 'offer', sdp: pc.localDescription.sdp } });
+    const sdp = await withTimeout(relayedSdp(signal, session, 'answer'), CONNECT_TIMEOUT_MS, 'the receiver sent no answer');
+    await pc.setRemoteDescription({ type: 'answer', sdp });
+    await withTimeout(opened, CONNECT_TIMEOUT_MS, 'the connection to the receiver did not open');
+    return { pc, channel, messages };
+  } catch (error) {
+    pc.close();
+    throw error;
   }
 }
 
@@ -79,23 +112,21 @@ export async function answer(signal, session, iceServers) {
     const opened = new Promise((resolve, reject) => {
       pc.ondatachannel = ({ channel }) => {
         if (channel.label !== CHANNEL_LABEL) {
-          reject(new Error('the appliance opened an unexpected channel'));
+          reject(new Error('the sender opened an unexpected channel'));
           return;
         }
         const messages = new MessageQueue(channel);
         if (channel.readyState === 'open') resolve({ channel, messages });
         else channel.onopen = () => resolve({ channel, messages });
       };
-      pc.onconnectionstatechange = () => {
-        if (pc.connectionState === 'failed') reject(new Error('no network path to the appliance worked'));
-      };
+      failedConnection(pc, reject);
     });
-    const sdp = await withTimeout(relayedOffer(signal, session), CONNECT_TIMEOUT_MS, 'the appliance sent no offer');
+    const sdp = await withTimeout(relayedSdp(signal, session, 'offer'), CONNECT_TIMEOUT_MS, 'the sender sent no offer');
     await pc.setRemoteDescription({ type: 'offer', sdp });
     await pc.setLocalDescription(await pc.createAnswer());
     await gathered(pc);
     signal.send({ type: 'relay', session, data: { kind: 'answer', sdp: pc.localDescription.sdp } });
-    const { channel, messages } = await withTimeout(opened, CONNECT_TIMEOUT_MS, 'the connection to the appliance did not open');
+    const { channel, messages } = await withTimeout(opened, CONNECT_TIMEOUT_MS, 'the connection to the sender did not open');
     return { pc, channel, messages };
   } catch (error) {
     pc.close();

@@ -7,6 +7,7 @@
 import { CONTROL, FrameDecoder, ProtocolError, controlFrame } from './frames.js';
 import { answer } from './peer.js';
 import { Signal } from './signal.js';
+import { hex, loadSha256 } from './hashing.js';
 
 const WINDOW = 8 * 1024 * 1024;
 const ACK_EVERY = 1024 * 1024;
@@ -14,19 +15,6 @@ const MAX_FILES = 100_000;
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 
 export class ReceiveError extends Error {}
-
-async function loadSha256() {
-  try {
-    return (await import('../../vendor/noble_hashes/sha2.js')).sha256;
-  } catch {
-    throw new ReceiveError('This appliance was installed without its web dependencies (SHA-256); '
-      + 'receiving in the browser is not available.');
-  }
-}
-
-function hex(bytes) {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
-}
 
 /** The offer's files, checked: [{path, size, sha256}]. Throws ProtocolError. */
 export function checkedFiles(offer) {

@@ -1,9 +1,11 @@
-// "Send to the appliance": pick files or a folder (or drop them); they land in the inbox.
+// "Send to the appliance": pick files or a folder (or drop them); they land in the inbox. Or send
+// them to another browser (views/browser_send.js).
 
 import { h, syncList, setText } from '../dom.js';
 import * as format from '../format.js';
 import * as uploads from '../uploads.js';
 import { page, progressText, section } from '../ui.js';
+import { browserSendSection } from './browser_send.js';
 
 const STATE_TEXT = {
   queued: 'waiting', hashing: 'hashing', sending: 'sending', verifying: 'verifying',
@@ -90,7 +92,8 @@ export function render(main) {
       h('p', { class: 'muted', text: 'Files land in the appliance\u2019s inbox, checked with SHA-256, under their own '
         + 'names (a name already taken gets a number; nothing is overwritten).' }),
       drop),
-    section('Sent from this page', list, empty, h('div', { class: 'actions' }, clear))));
+    section('Sent from this page', list, empty, h('div', { class: 'actions' }, clear)),
+    browserSendSection()));
 
   function refresh() {
     empty.hidden = syncList(list, [...uploads.queue].reverse(), (i) => i.id, itemCard, updateItem) > 0;
