@@ -10,6 +10,7 @@ Modules:
 * :mod:`.pake`: ``CodePake`` (SPAKE2), ``EphemeralExchange`` (X25519), ``SessionKey`` (confirm tags,
   subkeys, resume secrets).
 * :mod:`.identity`: ``DeviceIdentity`` (Ed25519), channel signatures, device ids, safety words.
+* :mod:`.rotation`: ``KeyRotation`` chains: a new device key signed by the old one.
 * :mod:`.words`: the 256-word list.
 * :mod:`.sealing`: app-layer encryption of DATA frames.
 """
@@ -32,6 +33,10 @@ from daemon.crypto.pake import PAKE_MESSAGE_BYTES as PAKE_MESSAGE_BYTES
 from daemon.crypto.pake import CodePake as CodePake
 from daemon.crypto.pake import EphemeralExchange as EphemeralExchange
 from daemon.crypto.pake import SessionKey as SessionKey
+from daemon.crypto.rotation import MAX_CHAIN as MAX_CHAIN
+from daemon.crypto.rotation import KeyRotation as KeyRotation
+from daemon.crypto.rotation import sign_rotation as sign_rotation
+from daemon.crypto.rotation import verify_chain as verify_chain
 
 # --- sealing exports go here: `from daemon.crypto.sealing import X as X` lines, and the names in __all__ ---
 
@@ -46,6 +51,8 @@ __all__ = [
     "CryptoError",
     "DeviceIdentity",
     "EphemeralExchange",
+    "KeyRotation",
+    "MAX_CHAIN",
     "PakeError",
     "SessionKey",
     "canonical_fingerprint",
@@ -53,6 +60,8 @@ __all__ = [
     "fingerprint_words",
     "hkdf_sha256",
     "safety_words",
+    "sign_rotation",
+    "verify_chain",
     "verify_channel",
     # sealing: add its names here too (keep the list sorted)
 ]

@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Sequence
 
 import nacl.exceptions
 import nacl.signing
 
 from daemon.crypto.errors import BadKeyFile, BadSignature
 from daemon.crypto.kdf import canonical_fingerprint, check_role, length_prefixed
+from daemon.crypto.rotation import KeyRotation, sign_rotation, verify_chain
 from daemon.crypto.words import WORDS
 
 __all__ = [
@@ -70,12 +72,15 @@ class DeviceIdentity:
     Build one with :meth:`generate` or :meth:`from_seed`.
     """
 
-    __slots__ = ("_device_id", "_public_key", "_signing_key")
+    __slots__ = ("_device_id", "_public_key", "_rotations", "_signing_key")
 
-    def __init__(self, signing_key: nacl.signing.SigningKey) -> None:
+    def __init__(self, signing_key: nacl.signing.SigningKey, rotations: Sequence[KeyRotation] = ()) -> None:
+        """``rotations``: the chain from the key the device was first paired with to this one
+        (:mod:`daemon.crypto.rotation`); raises ``BadSignature`` if it does not lead here."""
         self._signing_key = signing_key
         self._public_key = bytes(signing_key.verify_key)
-        self._device_id = device_id_of(self._public_key)
+        self._rotations = tuple(rotations)
+        self._device_id = device_id_of(verify_chain(self._rotations, self._public_key)[0])
 
     @classmethod
     def generate(cls) -> DeviceIdentity:
@@ -83,11 +88,24 @@ class DeviceIdentity:
         return cls(nacl.signing.SigningKey.generate())
 
     @classmethod
-    def from_seed(cls, seed: bytes) -> DeviceIdentity:
-        """Rebuild the identity stored as ``seed``; raises ``BadKeyFile`` unless it is 32 bytes."""
+    def from_seed(cls, seed: bytes, rotations: Sequence[KeyRotation] = ()) -> DeviceIdentity:
+        """Rebuild the identity stored as ``seed`` (and its rotation chain); raises ``BadKeyFile``
+        unless the seed is 32 bytes, ``BadSignature`` if the chain does not lead to its key."""
         if not isinstance(seed, _BYTES_LIKE) or len(seed) != SEED_BYTES:
             raise BadKeyFile(f"a device seed is exactly {SEED_BYTES} bytes")
-        return cls(nacl.signing.SigningKey(bytes(seed)))
+        return cls(nacl.signing.SigningKey(bytes(seed)), rotations)
+
+    def rotated(self) -> DeviceIdentity:
+        """A new identity with a fresh key, the same device id, and this key's signature over the
+        new one appended to the chain. Raises ``BadSignature`` past :data:`MAX_CHAIN` rotations."""
+        fresh = nacl.signing.SigningKey.generate()
+        link = sign_rotation(self._signing_key, bytes(fresh.verify_key))
+        return DeviceIdentity(fresh, (*self._rotations, link))
+
+    @property
+    def rotations(self) -> tuple[KeyRotation, ...]:
+        """How the device's first key led to this one, oldest rotation first (empty if never rotated)."""
+        return self._rotations
 
     def __repr__(self) -> str:
         return f"DeviceIdentity(device_id={self._device_id!r})"
@@ -104,7 +122,7 @@ class DeviceIdentity:
 
     @property
     def device_id(self) -> str:
-        """:func:`device_id_of` :attr:`public_key`."""
+        """:func:`device_id_of` the device's first key (:attr:`public_key` unless it rotated)."""
         return self._device_id
 
     def sign_channel(

@@ -10,7 +10,8 @@ Modes (both sides must name the same one)::
 
     code, resume   hello{pake}        -> confirm{tag}                 -> authenticated
     pair           hello{pake}        -> confirm{tag} -> identity{..} -> authenticated
-    device         hello{device_key, ephemeral, signature}            -> authenticated
+    device         hello{device_key, ephemeral, signature,
+                         rotations?, revoked?}                        -> authenticated
     origin         hello{}                                            -> authenticated
 
 Either side may send ``auth_failed`` at any point; after it nothing else may follow.
@@ -43,6 +44,9 @@ __all__ = [
     "encode_auth",
     "decode_auth",
     "MAX_DEVICE_NAME_CHARS",
+    "MAX_ROTATIONS",
+    "MAX_REVOKED",
+    "Rotation",
 ]
 
 AUTH_VERSION = 1
@@ -95,6 +99,31 @@ PAKE_BYTES = 33
 KEY_BYTES = 32
 SIGNATURE_BYTES = 64
 TAG_BYTES = 32
+MAX_ROTATIONS = 16
+"""Key rotations a device announces at most (``daemon.crypto.rotation.MAX_CHAIN``)."""
+MAX_REVOKED = 64
+"""Revoked device keys one hello carries at most."""
+
+Rotation = tuple[bytes, bytes, bytes]
+"""One key rotation as (old key, new key, the old key's signature); the driver checks the chain."""
+
+
+def _check_rotations(rotations: object) -> None:
+    if type(rotations) is not tuple or len(rotations) > MAX_ROTATIONS:
+        raise _fail(f"rotations must be at most {MAX_ROTATIONS} (old, new, signature) links")
+    for link in rotations:
+        if type(link) is not tuple or len(link) != 3:
+            raise _fail("a rotation is (old key, new key, signature)")
+        _check_bytes("rotation old key", link[0], KEY_BYTES)
+        _check_bytes("rotation new key", link[1], KEY_BYTES)
+        _check_bytes("rotation signature", link[2], SIGNATURE_BYTES)
+
+
+def _check_revoked(revoked: object) -> None:
+    if type(revoked) is not tuple or len(revoked) > MAX_REVOKED:
+        raise _fail(f"revoked must be at most {MAX_REVOKED} device keys")
+    for key in revoked:
+        _check_bytes("revoked key", key, KEY_BYTES)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -110,12 +139,21 @@ class AuthHello:
     device_key: bytes | None = None
     ephemeral: bytes | None = None
     signature: bytes | None = None
+    rotations: tuple[Rotation, ...] = ()
+    """device: how the sender's first key led to ``device_key`` (empty if it never rotated)."""
+    revoked: tuple[bytes, ...] = ()
+    """device: keys of devices the sender's owner revoked; a peer that trusts the sender revokes
+    them too (a lost device, revoked on the appliance, is refused everywhere)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.mode, AuthMode):
             raise _fail("mode must be an AuthMode")
         if type(self.seal) is not bool:
             raise _fail("seal must be a boolean")
+        _check_rotations(self.rotations)
+        _check_revoked(self.revoked)
+        if self.mode is not AuthMode.DEVICE and (self.rotations or self.revoked):
+            raise _fail("only a device hello carries rotations or revoked keys")
         device = (self.device_key, self.ephemeral, self.signature)
         if self.mode is AuthMode.ORIGIN:
             if self.pake is not None or any(v is not None for v in device):
@@ -155,8 +193,11 @@ class AuthIdentity:
     signature: bytes
     signal: str | None = None
     """Where the sender can be reached later (its public signaling URL), if it says."""
+    rotations: tuple[Rotation, ...] = ()
+    """How the sender's first key (which names it) led to ``device_key``; empty if it never rotated."""
 
     def __post_init__(self) -> None:
+        _check_rotations(self.rotations)
         if self.signal is not None and (
             type(self.signal) is not str or not _SIGNAL_RE.fullmatch(self.signal)
         ):
@@ -197,7 +238,13 @@ def encode_auth(message: AuthMessage) -> bytes:
         obj["version"] = AUTH_VERSION
     for field in fields(message):
         value = getattr(message, field.name)
-        if value is None or (field.name == "seal" and value is False):
+        if value is None or (field.name == "seal" and value is False) or value == ():
+            continue
+        if field.name == "rotations":
+            obj["rotations"] = [{"old": _b64(o), "new": _b64(n), "signature": _b64(sig)} for o, n, sig in value]
+            continue
+        if field.name == "revoked":
+            obj["revoked"] = [_b64(key) for key in value]
             continue
         if isinstance(value, bool):
             obj[field.name] = value
@@ -222,7 +269,13 @@ def decode_auth(body: bytes) -> AuthMessage:
             raise _fail(f"{kind}: unknown fields {sorted(set(obj) - names)}")
         values: dict[str, Any] = {}
         for name, value in obj.items():
-            if name in _BINARY:
+            if name == "rotations":
+                values[name] = _decode_rotations(value)
+            elif name == "revoked":
+                if type(value) is not list or len(value) > MAX_REVOKED:
+                    raise _fail(f"revoked must be a list of at most {MAX_REVOKED} keys")
+                values[name] = tuple(_unb64("revoked key", key, KEY_BYTES) for key in value)
+            elif name in _BINARY:
                 values[name] = _unb64(name, value, _BINARY[name])
             elif name == "mode":
                 if value not in tuple(AuthMode):
@@ -237,6 +290,19 @@ def decode_auth(body: bytes) -> AuthMessage:
 
 _HELLO_ONLY = (AuthMode.DEVICE, AuthMode.ORIGIN)
 """Modes whose whole exchange is the two hellos."""
+
+
+def _decode_rotations(value: object) -> tuple[Rotation, ...]:
+    if type(value) is not list or len(value) > MAX_ROTATIONS:
+        raise _fail(f"rotations must be a list of at most {MAX_ROTATIONS} links")
+    links = []
+    for link in value:
+        if type(link) is not dict or set(link) != {"old", "new", "signature"}:
+            raise _fail("a rotation is an object with exactly old, new and signature")
+        links.append((_unb64("rotation old key", link["old"], KEY_BYTES),
+                      _unb64("rotation new key", link["new"], KEY_BYTES),
+                      _unb64("rotation signature", link["signature"], SIGNATURE_BYTES)))
+    return tuple(links)
 
 
 class AuthState(enum.Enum):
@@ -287,12 +353,14 @@ class AuthHandshake:
         self._sent_confirm = True
         return encode_auth(AuthConfirm(tag=tag))
 
-    def send_identity(self, device_key: bytes, name: str, signature: bytes, signal: str | None = None) -> bytes:
+    def send_identity(self, device_key: bytes, name: str, signature: bytes, signal: str | None = None,
+                      rotations: tuple[Rotation, ...] = ()) -> bytes:
         self._need(AuthState.IDENTIFYING)
         if self._sent_identity:
             raise LocalProtocolError("identity already sent", code="bad_state")
         self._sent_identity = True
-        return encode_auth(AuthIdentity(device_key=device_key, name=name, signature=signature, signal=signal))
+        return encode_auth(AuthIdentity(device_key=device_key, name=name, signature=signature, signal=signal,
+                                        rotations=rotations))
 
     def send_failed(self, reason: str, *, code: str = "failed") -> bytes:
         self.state = AuthState.FAILED

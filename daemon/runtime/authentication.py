@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -25,13 +25,15 @@ from daemon.crypto import (
     CodePake,
     DeviceIdentity,
     EphemeralExchange,
+    KeyRotation,
     PakeError,
     SessionKey,
+    verify_chain,
     verify_channel,
 )
 from daemon.peer import DataChannelTransport
 from daemon.protocol import ProtocolError, RemoteProtocolError
-from daemon.protocol.auth import AuthConfirm, AuthFailed, AuthHandshake, AuthHello, AuthIdentity, AuthMode
+from daemon.protocol.auth import MAX_REVOKED, AuthConfirm, AuthFailed, AuthHandshake, AuthHello, AuthIdentity, AuthMode
 from daemon.protocol.frames import ControlFrame, FrameDecoder
 from daemon.transfer.errors import TransferFailed, TransferInterrupted
 
@@ -87,6 +89,13 @@ class Credentials:
     """pair: the public signaling URL we tell the peer to reach us at later."""
     seal: bool = False
     """Ask for sealed DATA frames (``transfer.encrypt``); they are on if either side asks."""
+    rotate: Callable[[bytes, bytes], None] | None = None
+    """device mode: ``rotate(pinned_key, current_key)`` when a trusted device proved (by its
+    rotation chain) that ``current_key`` replaced a key pinned here; re-pin it."""
+    revoked: Callable[[], Sequence[bytes]] | None = None
+    """device mode: keys of devices the owner revoked here, announced to trusted peers."""
+    revoke: Callable[[Sequence[bytes]], None] | None = None
+    """device mode: apply the revocations a trusted (approved) peer announced."""
     origin: bool = False
     """Responder: accept a browser page in origin mode (nothing proved in-band). Only a host on
     its own signaling server, for a share whose code is live and unspent, may set it: the page
@@ -115,6 +124,9 @@ class Authenticated:
     """pair: where the peer said it can be reached."""
     peer_trusted: bool = True
     """False for a device admitted by ``Credentials.holds``: what it sends waits for approval."""
+    peer_root_key: bytes | None = None
+    """device/pair: the key the peer was first paired with, which names it (its device key if it
+    never rotated)."""
 
 
 async def authenticate(
@@ -234,14 +246,15 @@ class _Run:
         identity = self._identity()
         signature = identity.sign_channel(label=PAIRING_LABEL, role=self.role, offerer_fingerprint=self.offerer_fp,
                                           answerer_fingerprint=self.answerer_fp)
-        await self.channel.send(
-            self.machine.send_identity(identity.public_key, self.creds.name, signature, self.creds.signal_url))
+        await self.channel.send(self.machine.send_identity(identity.public_key, self.creds.name, signature,
+                                                           self.creds.signal_url, _links(identity)))
         peer = await self._expect(AuthIdentity)
         verify_channel(peer.device_key, peer.signature, label=PAIRING_LABEL, role=self.peer_role,
                        offerer_fingerprint=self.offerer_fp, answerer_fingerprint=self.answerer_fp)
+        keys = _chain_keys(peer.rotations, peer.device_key)
         self.machine.mark_authenticated()
         return Authenticated(key, mode=AuthMode.PAIR, seal=self.seal, peer_device_key=peer.device_key,
-                             peer_name=peer.name, peer_signal_url=peer.signal)
+                             peer_name=peer.name, peer_signal_url=peer.signal, peer_root_key=keys[0])
 
     # -- device --------------------------------------------------------------------------------
 
@@ -251,8 +264,10 @@ class _Run:
         exchange = EphemeralExchange()
         signature = identity.sign_channel(label=DEVICE_AUTH_LABEL, role=self.role, offerer_fingerprint=self.offerer_fp,
                                           answerer_fingerprint=self.answerer_fp, extra=exchange.public_key)
+        revoked = tuple(self.creds.revoked())[:MAX_REVOKED] if self.creds.revoked is not None else ()
         hello = AuthHello(mode=AuthMode.DEVICE, seal=self.creds.seal, device_key=identity.public_key,
-                          ephemeral=exchange.public_key, signature=signature)
+                          ephemeral=exchange.public_key, signature=signature, rotations=_links(identity),
+                          revoked=revoked)
         if peer_hello is not None:  # responder: check the initiator before proving anything
             self._check_device(peer_hello)
         await self.channel.send(self.machine.send_hello(hello))
@@ -265,16 +280,36 @@ class _Run:
         key = exchange.finish(peer.ephemeral, offerer_public=offerer_eph, answerer_public=answerer_eph)
         self.machine.mark_authenticated()
         assert self.creds.trusts is not None and peer.device_key is not None
+        return self._device_outcome(key, peer)
+
+    def _device_outcome(self, key: SessionKey, peer: AuthHello) -> Authenticated:
+        """Follow the peer's key rotation (re-pin) and apply its revocations, now that it proved
+        itself; only a trusted (approved) peer may do either."""
+        assert self.creds.trusts is not None and peer.device_key is not None
+        keys = _chain_keys(peer.rotations, peer.device_key)
+        pinned = self._pinned_key(keys)
+        trusted = pinned is not None
+        if trusted and pinned != peer.device_key and self.creds.rotate is not None:
+            log.info("a paired device rotated its key; following it")
+            self.creds.rotate(pinned, peer.device_key)
+        if trusted and peer.revoked and self.creds.revoke is not None:
+            self.creds.revoke(peer.revoked)
         return Authenticated(key, mode=AuthMode.DEVICE, seal=self.seal, peer_device_key=peer.device_key,
-                             peer_trusted=self.creds.trusts(peer.device_key))
+                             peer_trusted=trusted, peer_root_key=keys[0])
+
+    def _pinned_key(self, keys: tuple[bytes, ...]) -> bytes | None:
+        """The newest key of the peer's chain this side trusts (its current key, or one it
+        rotated away from since we last saw it); None if none is trusted."""
+        assert self.creds.trusts is not None
+        return next((k for k in reversed(keys) if self.creds.trusts(k)), None)
 
     def _check_device(self, peer: AuthHello) -> AuthHello:
         assert peer.device_key is not None and peer.ephemeral is not None and peer.signature is not None
         verify_channel(peer.device_key, peer.signature, label=DEVICE_AUTH_LABEL, role=self.peer_role,
                        offerer_fingerprint=self.offerer_fp, answerer_fingerprint=self.answerer_fp,
                        extra=peer.ephemeral)
-        assert self.creds.trusts is not None
-        trusted = self.creds.trusts(peer.device_key)
+        keys = _chain_keys(peer.rotations, peer.device_key)
+        trusted = self._pinned_key(keys) is not None
         if not trusted and not (self.creds.holds is not None and self.creds.holds(peer.device_key)):
             refused = AuthenticationFailed(f"{FAILURE_TEXT}: its device is not paired with this one, or was revoked")
             refused.untrusted_device_key = peer.device_key
@@ -314,6 +349,15 @@ class _Run:
                 await self.channel.send(self.machine.send_failed(reason, code=code))
             except Exception:  # the channel may already be gone; the local error is what matters
                 log.debug("could not tell the peer that authentication failed", exc_info=True)
+
+
+def _links(identity: DeviceIdentity) -> tuple[tuple[bytes, bytes, bytes], ...]:
+    return tuple((link.old, link.new, link.signature) for link in identity.rotations)
+
+
+def _chain_keys(rotations: Sequence[tuple[bytes, bytes, bytes]], current: bytes) -> tuple[bytes, ...]:
+    """The peer's keys, first to current, from its rotation chain. Raises ``BadSignature``."""
+    return verify_chain([KeyRotation(*link) for link in rotations], current)
 
 
 class _RefusedByPeer(AuthenticationFailed):

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import base64
 import builtins
+import sqlite3
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from daemon.crypto import device_id_of, fingerprint_words, safety_words
@@ -84,19 +85,29 @@ class DeviceBook:
         self._on_event = on_event
         self._own_public_key = bytes(own_public_key) if own_public_key is not None else None
 
+    def set_own_key(self, public_key: bytes) -> None:
+        """This install rotated its key: safety words are shown for the new one."""
+        self._own_public_key = bytes(public_key)
+
     # -- for the authentication step -------------------------------------------------------------
 
-    def pin(self, public_key: bytes, name: str, *, signal_url: str | None, approved: bool = True) -> DeviceRecord:
+    def pin(self, public_key: bytes, name: str, *, signal_url: str | None, approved: bool = True,
+            root_key: bytes | None = None) -> DeviceRecord:
         """Remember ``public_key`` as a paired device, approved or (``approved=False``) pending.
 
-        Pinning a known key again (re-pairing) updates its name, its signal URL (if given) and its
-        status, so a revoked device becomes trusted again only with ``approved=True``. Raises
-        ``ValueError`` unless ``public_key`` is 32 bytes.
+        ``root_key``: the key the device was first paired with (it rotated since), which names it;
+        default ``public_key``. Pinning a known key again (re-pairing) updates its name, its signal
+        URL (if given) and its status, so a revoked device becomes trusted again only with
+        ``approved=True``. Raises ``ValueError`` unless the keys are 32 bytes, or when the device id
+        is pinned with another key already (a rotated device's older or forked key).
         """
-        device_id = device_id_of(public_key)
+        device_id = device_id_of(root_key if root_key is not None else public_key)
         status = DeviceStatus.APPROVED if approved else DeviceStatus.PENDING
-        record = self._db.add_device(device_id=device_id, public_key=bytes(public_key),
-                                     name=_peer_name(name, device_id), status=status, signal_url=signal_url)
+        try:
+            record = self._db.add_device(device_id=device_id, public_key=bytes(public_key),
+                                         name=_peer_name(name, device_id), status=status, signal_url=signal_url)
+        except sqlite3.IntegrityError:
+            raise ValueError(f"device {device_id} is pinned with another key") from None
         self._told(record, record.device_id)
         return record
 
@@ -114,6 +125,32 @@ class DeviceBook:
         if not isinstance(public_key, (bytes, bytearray, memoryview)):
             return None
         return self._db.device_by_key(bytes(public_key))
+
+    def rotate(self, old_key: bytes, new_key: bytes) -> None:
+        """A trusted device proved ``new_key`` replaces ``old_key``: pin the new key (same id,
+        name and status); the old one is trusted no more."""
+        record = self.by_key(old_key)
+        if record is not None and self._db.replace_device_key(old_key, new_key):
+            self._told(self.get(record.device_id), record.device_id)
+
+    def retired(self, public_key: bytes) -> bool:
+        """A key some device rotated away from: refused, never held for approval."""
+        return isinstance(public_key, (bytes, bytearray, memoryview)) and self._db.key_retired(bytes(public_key))
+
+    def revoked_keys(self) -> builtins.list[bytes]:
+        """Current keys of the devices revoked here, announced to trusted peers."""
+        return [r.public_key for r in self._db.list_devices() if r.status is DeviceStatus.REVOKED]
+
+    def revoke_keys(self, keys: Iterable[bytes]) -> builtins.list[str]:
+        """A trusted peer says its owner revoked ``keys``: revoke those we have paired too (and
+        approved or pending); returns their ids. Keys we do not know are ignored."""
+        revoked = []
+        for key in keys:
+            record = self.by_key(key)
+            if record is not None and record.status is not DeviceStatus.REVOKED:
+                self.revoke(record.device_id)
+                revoked.append(record.device_id)
+        return revoked
 
     def touch(self, device_id: str, now: float | None = None) -> None:
         """Note that the device just authenticated (its ``last_seen``)."""

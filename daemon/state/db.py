@@ -86,6 +86,11 @@ CREATE TABLE IF NOT EXISTS devices (
     last_seen  REAL,
     signal_url TEXT
 );
+CREATE TABLE IF NOT EXISTS retired_keys (
+    public_key BLOB PRIMARY KEY,
+    device_id  TEXT NOT NULL,
+    retired_at REAL NOT NULL
+);
 """
 # ``secrets`` holds resume secrets (kind "share" for shares we host, "transfer" for transfers we
 # receive). They never appear in records, so nothing that renders a record can leak them.
@@ -391,6 +396,25 @@ class StateDB:
         """Record that the device was just seen (authenticated)."""
         self._db.execute("UPDATE devices SET last_seen = ? WHERE device_id = ?",
                          (time.time() if now is None else now, device_id))
+
+    def replace_device_key(self, old_key: bytes, new_key: bytes) -> bool:
+        """Pin ``new_key`` in place of ``old_key`` for the same device (a key rotation it proved), and
+        remember ``old_key`` as retired. False if no device has ``old_key``, or another device
+        already has ``new_key``."""
+        record = self.device_by_key(bytes(old_key))
+        if record is None or self.device_by_key(bytes(new_key)) is not None:
+            return False
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute("UPDATE devices SET public_key = ? WHERE public_key = ?", (bytes(new_key), bytes(old_key)))
+            self._db.execute("INSERT OR REPLACE INTO retired_keys VALUES (?, ?, ?)",
+                             (bytes(old_key), record.device_id, time.time()))
+        return True
+
+    def key_retired(self, public_key: bytes) -> bool:
+        """Whether a device rotated away from ``public_key`` (it must never be accepted again)."""
+        row = self._db.execute("SELECT 1 FROM retired_keys WHERE public_key = ?", (bytes(public_key),)).fetchone()
+        return row is not None
 
     def remove_device(self, device_id: str) -> bool:
         """Forget the device and its key entirely. False if there is no such device."""

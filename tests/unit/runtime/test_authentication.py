@@ -185,3 +185,85 @@ async def test_origin_mode_is_accepted_only_where_the_host_allows_it_and_never_s
     host, joiner = await run_both(host_ch, Credentials(passwords={AuthMode.CODE: b"123456"}), joiner_ch, page)
     assert isinstance(host, ModeRefused) and not host.secret_tested
     assert isinstance(joiner, AuthenticationFailed)
+
+
+class Book:
+    """A minimal device book: trusted keys, with the callbacks the runtime's DeviceBook provides."""
+
+    def __init__(self, *keys: bytes, revoked: tuple[bytes, ...] = ()) -> None:
+        self.keys = set(keys)
+        self.revoked_here = list(revoked)
+        self.rotations: list[tuple[bytes, bytes]] = []
+        self.revocations: list[bytes] = []
+
+    def creds(self, identity: DeviceIdentity, *, initiator: bool) -> Credentials:
+        return Credentials(mode=AuthMode.DEVICE if initiator else None, identity=identity,
+                           trusts=self.keys.__contains__, rotate=self.rotate, revoked=lambda: self.revoked_here,
+                           revoke=self.revoke)
+
+    def rotate(self, old: bytes, new: bytes) -> None:
+        self.rotations.append((old, new))
+        self.keys.discard(old)
+        self.keys.add(new)
+
+    def revoke(self, keys) -> None:
+        self.revocations.extend(keys)
+        self.keys.difference_update(keys)
+
+
+async def test_a_rotated_key_is_followed_without_pairing_again_and_the_old_key_is_refused_after() -> None:
+    pi, laptop = DeviceIdentity.generate(), DeviceIdentity.generate()
+    new_laptop = laptop.rotated().rotated()  # rotated twice while the pi was not looking
+    pi_book, laptop_book = Book(laptop.public_key), Book(pi.public_key)
+    host_ch, joiner_ch = pipe(fingerprint("host"), fingerprint("joiner"))
+    host, joiner = await run_both(host_ch, pi_book.creds(pi, initiator=False),
+                                  joiner_ch, laptop_book.creds(new_laptop, initiator=True))
+    assert isinstance(host, Authenticated) and isinstance(joiner, Authenticated)
+    assert host.peer_device_key == new_laptop.public_key and host.peer_root_key == laptop.public_key
+    assert pi_book.rotations == [(laptop.public_key, new_laptop.public_key)]
+
+    # Whoever kept the old key (a stolen backup) is refused now.
+    host_ch, joiner_ch = pipe(fingerprint("host"), fingerprint("joiner"))
+    host, joiner = await run_both(host_ch, pi_book.creds(pi, initiator=False),
+                                  joiner_ch, laptop_book.creds(laptop, initiator=True))
+    assert isinstance(host, AuthenticationFailed) and isinstance(joiner, AuthenticationFailed)
+
+
+async def test_a_chain_from_a_key_nobody_trusts_opens_nothing() -> None:
+    pi, stranger = DeviceIdentity.generate(), DeviceIdentity.generate()
+    pi_book = Book(DeviceIdentity.generate().public_key)
+    host_ch, joiner_ch = pipe(fingerprint("host"), fingerprint("joiner"))
+    host, joiner = await run_both(host_ch, pi_book.creds(pi, initiator=False),
+                                  joiner_ch, Book(pi.public_key).creds(stranger.rotated(), initiator=True))
+    assert isinstance(host, AuthenticationFailed) and "not paired" in str(host)
+    assert pi_book.rotations == []
+
+
+async def test_revocations_travel_from_a_trusted_device_only() -> None:
+    appliance, laptop, lost_phone = (DeviceIdentity.generate() for _ in range(3))
+    laptop_book = Book(appliance.public_key, lost_phone.public_key)
+    appliance_book = Book(laptop.public_key, revoked=(lost_phone.public_key,))
+    host_ch, joiner_ch = pipe(fingerprint("host"), fingerprint("joiner"))
+    host, joiner = await run_both(host_ch, laptop_book.creds(laptop, initiator=False),
+                                  joiner_ch, appliance_book.creds(appliance, initiator=True))
+    assert isinstance(host, Authenticated) and isinstance(joiner, Authenticated)
+    assert laptop_book.revocations == [lost_phone.public_key]
+    assert lost_phone.public_key not in laptop_book.keys
+
+    # A device the laptop does not trust (the lost phone itself, say) cannot revoke anything.
+    laptop_book = Book(appliance.public_key)
+    stranger_book = Book(laptop.public_key, revoked=(appliance.public_key,))
+    host_ch, joiner_ch = pipe(fingerprint("host"), fingerprint("joiner"))
+    await run_both(host_ch, laptop_book.creds(laptop, initiator=False),
+                   joiner_ch, stranger_book.creds(lost_phone, initiator=True))
+    assert laptop_book.revocations == [] and appliance.public_key in laptop_book.keys
+
+
+async def test_pairing_with_a_rotated_device_learns_its_first_key() -> None:
+    a, b = DeviceIdentity.generate(), DeviceIdentity.generate().rotated()
+    host_ch, joiner_ch = pipe(fingerprint("host"), fingerprint("joiner"))
+    host_creds = Credentials(passwords={AuthMode.PAIR: b"424242"}, identity=a, name="pi")
+    joiner_creds = Credentials(mode=AuthMode.PAIR, passwords={AuthMode.PAIR: b"424242"}, identity=b, name="laptop")
+    host, joiner = await run_both(host_ch, host_creds, joiner_ch, joiner_creds)
+    assert isinstance(host, Authenticated) and host.peer_device_key == b.public_key
+    assert host.peer_root_key == b.rotations[0].old and joiner.peer_root_key == a.public_key

@@ -184,3 +184,30 @@ def test_describe_is_json_safe_and_shows_words(db: StateDB) -> None:
     }
     assert "=" not in described["public_key"]
     assert "safety_words" not in DeviceBook(db).describe(record)  # no own key: no safety words
+
+
+def test_a_rotation_repins_the_same_device_and_the_old_key_is_trusted_no_more(book: DeviceBook) -> None:
+    old, new = b"o" * 32, b"n" * 32
+    record = book.pin(old, "laptop", signal_url=None)
+    book.rotate(old, new)
+    after = book.get(record.device_id)
+    assert (after.public_key, after.name, after.status) == (new, "laptop", DeviceStatus.APPROVED)
+    assert book.trusts(new) and not book.trusts(old) and book.by_key(old) is None
+    assert book.retired(old) and not book.retired(new)
+    book.rotate(b"x" * 32, b"y" * 32)  # a key nobody pinned: nothing happens
+    assert [d.device_id for d in book.list()] == [record.device_id]
+
+
+def test_revocations_from_a_peer_touch_only_devices_paired_here(book: DeviceBook) -> None:
+    phone = book.pin(b"p" * 32, "phone", signal_url=None)
+    laptop = book.pin(b"l" * 32, "laptop", signal_url=None)
+    assert book.revoke_keys([b"p" * 32, b"z" * 32]) == [phone.device_id]
+    assert book.get(phone.device_id).status is DeviceStatus.REVOKED
+    assert book.get(laptop.device_id).status is DeviceStatus.APPROVED
+    assert book.revoked_keys() == [b"p" * 32]
+    assert book.revoke_keys([b"p" * 32]) == []  # already revoked
+
+
+def test_a_rotated_device_pairing_fresh_is_named_by_its_first_key(book: DeviceBook) -> None:
+    record = book.pin(b"n" * 32, "tablet", signal_url=None, root_key=b"r" * 32)
+    assert record.device_id == device_id_of(b"r" * 32) and record.public_key == b"n" * 32
