@@ -13,7 +13,8 @@ every received file goes (``daemon.storage``):
 4. ``Inbox.finalize`` places it under its name, or ``name (1).ext`` when the name is taken:
    nothing is ever overwritten, and no partial file ever shows under a final name.
 
-Any failure (a short body, a digest mismatch, a cancel, the client going away) removes the
+Any failure (a short body, a digest mismatch, a cancel, the client going away, or going quiet for
+the stall timeout, as a client that lost its network does) removes the
 partial file and ends the transfer ``failed`` (or ``cancelled``). An upload cut off by the daemon
 stopping is failed, and its partial file removed, when :class:`InboxUploads` is next created.
 Uploads do not resume: a client sends the file again.
@@ -26,6 +27,7 @@ import hmac
 import logging
 import re
 import secrets
+from collections.abc import AsyncIterator
 
 import trio
 
@@ -46,6 +48,8 @@ WRITE_SIZE = 1024 * 1024
 MAX_OFFERED_PATH = 4096
 """Characters of the client's path kept in the journal."""
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
+STALL_TIMEOUT = 60.0
+"""Default seconds an upload may go without a byte before it is failed and its partial file removed."""
 CANCELLED = "cancelled by the owner"
 INTERRUPTED = "interrupted: the daemon stopped during the upload; send the file again"
 
@@ -58,10 +62,13 @@ class InboxUploads:
     their partial files (blocking I/O: create it at start-up, before the trio loop is busy).
     """
 
-    def __init__(self, *, inbox: Inbox, db: StateDB, tasks: TransferTasks) -> None:
+    def __init__(self, *, inbox: Inbox, db: StateDB, tasks: TransferTasks, stall_timeout: float = STALL_TIMEOUT) -> None:
+        """``stall_timeout``: seconds without a byte after which an upload counts as abandoned (a
+        client that lost its network says nothing: its connection just goes quiet)."""
         self._inbox = inbox
         self._db = db
         self._tasks = tasks
+        self._stall_timeout = stall_timeout
         for record in db.list_transfers(unfinished_only=True, direction=Direction.RECEIVE):
             if record.signal_url == UPLOAD_ORIGIN:
                 inbox.discard(record.id)
@@ -142,7 +149,7 @@ class InboxUploads:
         digest = hashlib.sha256()
         buffer = bytearray()
         offset = 0
-        async for chunk in upload.chunks:
+        async for chunk in self._until_stalled(upload):
             if offset + len(buffer) + len(chunk) > partial.size:
                 raise ApplianceError(f"the body is longer than the announced {partial.size} bytes", code="incomplete")
             buffer += chunk
@@ -155,6 +162,20 @@ class InboxUploads:
             raise ApplianceError(f"the body ended after {offset} of the announced {partial.size} bytes",
                                  code="incomplete")
         return digest.hexdigest()
+
+    async def _until_stalled(self, upload: Upload) -> AsyncIterator[bytes]:
+        """The body's chunks; raises ``ApplianceError(stalled)`` when none comes for the stall timeout."""
+        chunks = aiter(upload.chunks)
+        while True:
+            with trio.move_on_after(self._stall_timeout) as waiting:
+                try:
+                    chunk = await anext(chunks)
+                except StopAsyncIteration:
+                    return
+            if waiting.cancelled_caught:
+                raise ApplianceError(f"no bytes arrived for {self._stall_timeout:g} s: the client went away",
+                                     code="stalled", status=408)
+            yield chunk
 
     async def _write(self, transfer_id: str, partial: PartialFile, digest: hashlib._Hash, offset: int,
                      data: bytes) -> int:

@@ -161,6 +161,37 @@ async def test_the_owner_cancels_an_upload_midway(parts) -> None:
     assert not (inbox.root / "big.bin").exists() and _partials(inbox) == []
 
 
+async def test_an_upload_that_goes_quiet_is_failed_after_the_stall_timeout_and_leaves_nothing(parts) -> None:
+    inbox, db, tasks, _ = parts
+    uploads = InboxUploads(inbox=inbox, db=db, tasks=tasks, stall_timeout=0.3)
+
+    async def goes_quiet() -> AsyncIterator[bytes]:  # a phone that changed networks: no FIN, no RST
+        yield b"x" * (2 * 1024 * 1024)
+        await trio.sleep_forever()
+
+    with trio.fail_after(5):
+        with pytest.raises(ApplianceError) as failed:
+            await uploads.receive(Upload(path="quiet.bin", chunks=goes_quiet()), size=10 * 1024 * 1024)
+    assert failed.value.code == "stalled" and failed.value.status == 408
+    (record,) = db.list_transfers()
+    assert record.state is TransferState.FAILED and "no bytes arrived for 0.3 s" in (record.error or "")
+    assert not (inbox.root / "quiet.bin").exists() and _partials(inbox) == []
+
+
+async def test_a_slow_upload_that_keeps_sending_is_not_stalled(parts) -> None:
+    inbox, db, tasks, _ = parts
+    uploads = InboxUploads(inbox=inbox, db=db, tasks=tasks, stall_timeout=0.3)
+
+    async def slow() -> AsyncIterator[bytes]:
+        for _ in range(6):
+            await trio.sleep(0.1)  # 0.6 s in all, never 0.3 s without a byte
+            yield b"y" * 1000
+
+    transfer_id = await uploads.receive(Upload(path="slow.bin", chunks=slow()), size=6000)
+    assert db.get_transfer(transfer_id).state is TransferState.DONE
+    assert (inbox.root / "slow.bin").read_bytes() == b"y" * 6000
+
+
 async def test_uploads_cut_off_by_a_stop_are_failed_and_cleaned_at_the_next_start(parts) -> None:
     inbox, db, tasks, _ = parts
     db.add_transfer("cut0ff", Direction.RECEIVE, signal_url=UPLOAD_ORIGIN)
