@@ -23,7 +23,7 @@ from daemon import ApplianceAPI, ApplianceError, render_prometheus
 from daemon.facade import DeviceBookAPI
 
 from control_api.errors import GUARDED, error_responses, exception_handlers
-from control_api.models import DeviceOut, HealthOut, PairOffer, device_out
+from control_api.models import DeviceOut, HealthOut, IdentityOut, PairOffer, device_out
 from control_api.routes_events import event_routes
 from control_api.routes_inbox import inbox_routes
 from control_api.routes_settings import settings_routes
@@ -91,6 +91,20 @@ def create_app(appliance: ApplianceAPI, *, api_token: str, web: WebSettings | No
     async def metrics() -> str:
         return render_prometheus(await appliance.stats())
 
+    @get("/api/v1/identity", guards=[guard], sync_to_thread=False, tags=["devices"],
+         responses=error_responses(*GUARDED))
+    def identity() -> IdentityOut:
+        """This appliance's device id, current key and fingerprint words."""
+        return msgspec.convert(appliance.identity_info(), IdentityOut)
+
+    @post("/api/v1/identity/rotate", guards=[guard], status_code=200, sync_to_thread=False, tags=["devices"],
+          responses=error_responses(*GUARDED, 500, 501))
+    def rotate_identity() -> IdentityOut:
+        """Replace the device key with a fresh one signed by the old one. Paired devices follow it
+        the next time they connect (no pairing again); whoever holds the old key is refused by
+        every device that has seen the new one."""
+        return msgspec.convert(appliance.rotate_identity(), IdentityOut)
+
     @post("/api/v1/pair", guards=[guard], status_code=200, tags=["devices"],
           responses=error_responses(*GUARDED, 404, 503))
     async def pair(data: PairRequest) -> PairOffer | DeviceOut:
@@ -127,7 +141,7 @@ def create_app(appliance: ApplianceAPI, *, api_token: str, web: WebSettings | No
         appliance.devices.forget(device_id)
 
     app = Litestar(
-        route_handlers=[health, stats, metrics, pair, list_devices, get_device, patch_device, forget_device,
+        route_handlers=[health, stats, metrics, identity, rotate_identity, pair, list_devices, get_device, patch_device, forget_device,
                         *transfer_routes(appliance, guard), *share_routes(appliance, guard),
                         *inbox_routes(appliance, guard), *event_routes(appliance, guard),
                         *settings_routes(appliance, guard),

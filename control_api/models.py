@@ -58,6 +58,10 @@ class TransferOut(Struct):
     created_at: float
     updated_at: float
     files: list[TransferFileOut]
+    route: str | None = None
+    """How its latest session moved bytes: ``direct`` (TCP between native peers) or the data
+    channel's ICE route (``host``, ``srflx``, ``prflx``, ``relay``); null before any session
+    chose a path (or for uploads)."""
 
 
 class ShareFileOut(Struct):
@@ -126,6 +130,18 @@ class HealthOut(Struct):
     status: str
     version: str
     signal: str
+
+
+class IdentityOut(Struct):
+    """This appliance as a paired device sees it."""
+
+    device_id: str
+    """Stable: named after the first key, whatever rotations followed."""
+    name: str
+    public_key: str
+    """The current Ed25519 key, base64url."""
+    fingerprint: list[str]
+    rotations: int
 
 
 class InboxFileOut(Struct):
@@ -216,6 +232,7 @@ def transfer_out(status: TransferStatus) -> TransferOut:
         updated_at=record.updated_at,
         files=[TransferFileOut(path=f.path, size=f.size, sha256=f.sha256, offset=f.offset, final_path=f.final_path)
                for f in record.files],
+        route=status.route,
     )
 
 

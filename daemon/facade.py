@@ -77,6 +77,10 @@ class TransferStatus:
     """Bytes per second over the last few seconds; 0.0 when idle."""
     eta: float | None
     """Seconds until done at that speed; None unless bytes are moving."""
+    route: str | None = None
+    """How its latest session moved bytes, as far as this run of the daemon knows: ``direct``
+    (the direct TCP path) or the data channel's ICE route (``host``, ``srflx``, ``prflx``,
+    ``relay``); None before any session chose a path."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -182,6 +186,16 @@ class ApplianceAPI(Protocol):
     def devices(self) -> DeviceBookAPI: ...
 
     def health(self) -> dict[str, Any]: ...
+
+    def identity_info(self) -> dict[str, Any]:
+        """This install's device: ``device_id`` (stable), ``name``, ``public_key`` (current,
+        base64url), ``fingerprint`` (words), ``rotations`` (how many times the key was rotated)."""
+        ...
+
+    def rotate_identity(self) -> dict[str, Any]:
+        """Rotate the device key (paired devices follow it); the new :meth:`identity_info`.
+        Raises ApplianceError ``not_supported`` (501) or ``rotation_failed`` (500)."""
+        ...
 
     async def create_share(self, uploads: Sequence[Upload], *, name: str) -> ShareCreated: ...
 

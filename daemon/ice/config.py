@@ -27,11 +27,14 @@ class IceConfig:
 
     ``addresses``: when set, the only host addresses ICE may gather (loopback allowed); ``None``
     means every address of every interface. ``servers``: STUN/TURN servers; empty means host
-    candidates only (never a public default).
+    candidates only (never a public default). ``direct`` (config ``transfer.direct``): after
+    authentication, offer the peer direct TCP candidates on the same host addresses and move the
+    transfer there if one connects (``daemon.direct``).
     """
 
     addresses: tuple[str, ...] | None = None
     servers: tuple[IceServer, ...] = ()
+    direct: bool = True
 
 
 def parse_addresses(text: str | None) -> tuple[str, ...] | None:

@@ -83,6 +83,9 @@ class TransferActivity:
         self._meters: dict[str, RateMeter] = {}
         self._last_sent: dict[str, float] = {}
         self._held_back: set[str] = set()
+        self._routes: dict[str, str] = {}
+        self.route_counts: collections.Counter[str] = collections.Counter()
+        """Sessions that chose each route (``direct``, ``host``, ``relay``...) since start."""
         self._token: trio.lowlevel.TrioToken | None = None
         self._wakeup = trio.Event()
 
@@ -118,6 +121,7 @@ class TransferActivity:
     def _observe(self, transfer_id: str, change: TransferChange, index: int | None) -> None:
         if change is TransferChange.REMOVED:
             self._forget(transfer_id)
+            self._routes.pop(transfer_id, None)
             return
         record = self._db.get_transfer(transfer_id)
         if record is None:
@@ -139,6 +143,15 @@ class TransferActivity:
         self._publish(transfer_id, record)
         if record.state.finished:
             self._forget(transfer_id)
+
+    def set_route(self, transfer_id: str, route: str, detail: str = "") -> None:
+        """A session of ``transfer_id`` chose its path: ``route`` shows in its status from now on
+        (in memory; until the transfer is removed) and counts in :attr:`route_counts`."""
+        self._routes[transfer_id] = route
+        self.route_counts[route] += 1
+        record = self._db.get_transfer(transfer_id)
+        if record is not None:
+            self._publish(transfer_id, record)
 
     def _forget(self, transfer_id: str) -> None:
         self._meters.pop(transfer_id, None)
@@ -163,4 +176,5 @@ class TransferActivity:
         eta = None
         if speed > 0 and record.state is TransferState.ACTIVE:
             eta = max(0.0, (record.bytes_total - record.bytes_done) / speed)
-        return TransferStatus(record=record, speed=round(speed, 1), eta=None if eta is None else round(eta, 1))
+        return TransferStatus(record=record, speed=round(speed, 1), eta=None if eta is None else round(eta, 1),
+                              route=self._routes.get(record.id))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import inspect
 import io
@@ -29,7 +30,7 @@ from daemon.state import Direction, FileRecord, OutboxItem, ShareRecord, StateDB
 from daemon.storage import Inbox, ShareDir, ShareSpool, SourceFile, UnsafeName, spool_source
 from daemon.state import OutboxQueue, new_share_id
 
-from daemon.crypto import DeviceIdentity
+from daemon.crypto import BadSignature, DeviceIdentity, fingerprint_words
 from daemon.peer import Role
 from daemon.protocol.auth import AuthMode
 from daemon.signaling import SignalSession, open_signaling
@@ -78,7 +79,9 @@ class Appliance:
                  name: str = "doorstep", encrypt: bool = False, unpaired: str = "hold",
                  per_device: bool = False, outbox_dir: Path | None = None, outbox_queue: OutboxQueue | None = None,
                  outbox_after_send: AfterSend = AfterSend.MOVE, outbox_settle: float = 2.0,
-                 settings: LiveSettings | None = None) -> None:
+                 settings: LiveSettings | None = None,
+                 rotate_key: Callable[[DeviceIdentity], DeviceIdentity] | None = None,
+                 upload_stall: float = 60.0) -> None:
         self._db = db
         self.events = EventBus()
         self.activity = TransferActivity(db, self.events)
@@ -88,7 +91,8 @@ class Appliance:
         if settings is not None:
             settings.on_change(self._apply_settings)
         self._inbox = inbox
-        self.uploads = InboxUploads(inbox=inbox, db=db, tasks=self._tasks)  # fails uploads a stop cut off
+        self.uploads = InboxUploads(inbox=inbox, db=db, tasks=self._tasks,  # fails uploads a stop cut off
+                                    stall_timeout=upload_stall)
         self._spool = spool
         self._ice = ice
         self._signal_url = signal_url
@@ -100,10 +104,12 @@ class Appliance:
         self._version = version
         self._codes: dict[str, tuple[str | None, float | None]] = {}
         self._host = ShareHost(signal_url=self._local_signal_url, db=db, spool=spool, ice=ice, codes=self._codes,
-                               encrypt=encrypt, on_retire=self._share_retired)
+                               encrypt=encrypt, on_retire=self._share_retired, on_route=self.activity.set_route)
         self._nursery: trio.Nursery | None = None
         self._statistics: dict[str, Callable[[], Any]] = {}
         self.identity = identity
+        self._rotate_key = rotate_key
+        """Stores a rotated identity (``daemon.runtime.pairing.rotate_identity``); None: cannot rotate."""
         self._encrypt = encrypt
         self.name = name
         self.devices = DeviceBook(db, own_public_key=identity.public_key, on_change=self._device_changed,
@@ -198,7 +204,31 @@ class Appliance:
 
     def _device_credentials(self, *, initiator: bool) -> Credentials:
         return Credentials(mode=AuthMode.DEVICE if initiator else None, identity=self.identity,
-                           trusts=self.devices.trusts, holds=None if initiator else self._may_hold, name=self.name)
+                           trusts=self.devices.trusts, holds=None if initiator else self._may_hold, name=self.name,
+                           rotate=self.devices.rotate, revoked=self.devices.revoked_keys, revoke=self._revoked_by_peer)
+
+    def _revoked_by_peer(self, keys: Sequence[bytes]) -> None:
+        for device_id in self.devices.revoke_keys(keys):
+            log.warning("device %s revoked: a trusted paired device says its owner revoked it", device_id)
+
+    def identity_info(self) -> dict[str, Any]:
+        """This install's device: id (stable), current public key, fingerprint words, rotations."""
+        return {"device_id": self.identity.device_id, "name": self.name,
+                "public_key": base64.urlsafe_b64encode(self.identity.public_key).decode().rstrip("="),
+                "fingerprint": list(fingerprint_words(self.identity.public_key)),
+                "rotations": len(self.identity.rotations)}
+
+    def rotate_identity(self) -> dict[str, Any]:
+        """Replace the device key with a fresh one signed by the old; paired devices follow it the
+        next time they connect. Raises ApplianceError when the key cannot be rotated."""
+        if self._rotate_key is None:
+            raise ApplianceError("this appliance cannot rotate its key", code="not_supported", status=501)
+        try:
+            self.identity = self._rotate_key(self.identity)
+        except (OSError, BadSignature) as exc:
+            raise ApplianceError(f"the key was not rotated: {exc}", code="rotation_failed", status=500) from None
+        self.devices.set_own_key(self.identity.public_key)
+        return self.identity_info()
 
     async def offer_pairing(self) -> dict[str, Any]:
         """Host a one-time pairing offer; the other device joins with the code it answers."""
@@ -227,7 +257,8 @@ class Appliance:
             log.warning("pairing offer %s failed: %s", session.share[:12], exc)
             return
         assert auth.peer_device_key is not None
-        record = self.devices.pin(auth.peer_device_key, auth.peer_name or "", signal_url=auth.peer_signal_url)
+        record = self.devices.pin(auth.peer_device_key, auth.peer_name or "", signal_url=auth.peer_signal_url,
+                                  root_key=auth.peer_root_key)
         self.presence.wake()
         log.info("paired with device %s (%s)", record.device_id, record.name)
         if self.outbox is not None:
@@ -253,7 +284,8 @@ class Appliance:
         except (*RETRYABLE, ValueError) as exc:
             raise ApplianceError(f"cannot reach the other appliance: {exc}", code="signaling", status=503) from None
         assert auth.peer_device_key is not None
-        record = self.devices.pin(auth.peer_device_key, auth.peer_name or "", signal_url=signal_url)
+        record = self.devices.pin(auth.peer_device_key, auth.peer_name or "", signal_url=signal_url,
+                                  root_key=auth.peer_root_key)
         self.presence.wake()
         if self.outbox is not None:
             self.outbox.wake()
@@ -278,7 +310,9 @@ class Appliance:
             assert auth.peer_device_key is not None
             record = self.devices.by_key(auth.peer_device_key)
             if record is None:  # held: remember who sent it, so the owner can approve
-                record = self.devices.pin(auth.peer_device_key, "", signal_url=None, approved=False)
+                record = self._list_pending(auth.peer_device_key, auth.peer_root_key)
+                if record is None:
+                    raise AuthenticationFailed("could not authenticate the peer: it claims the id of another device")
                 log.info("device %s is not paired; what it sends waits for approval", record.device_id)
             self.devices.touch(record.device_id)
             self.presence.seen(record.device_id)
@@ -302,12 +336,13 @@ class Appliance:
             await receive_over_session(
                 session, self._ice, credentials=self._device_credentials(initiator=False),
                 on_authenticated=authenticated, role=Role.OFFERER, encrypt=self._encrypt, placement=placement,
+                on_route=lambda route, detail: self.activity.set_route(journal[0], route, detail),
                 journal_for=journal_for, inbox=self._inbox, journal=self._db, transfer_id=journal[0],
                 expect_share=None, report=lambda done, moved: self._db.set_progress(journal[0], done, moved),
             )
         except AuthenticationFailed as exc:
             if exc.untrusted_device_key is not None and self.devices.by_key(exc.untrusted_device_key) is None:
-                self.devices.pin(exc.untrusted_device_key, "", signal_url=None, approved=False)  # listed, to approve
+                self._list_pending(exc.untrusted_device_key, None)  # listed, for the owner to approve
             self._db.set_state(journal[0], TransferState.FAILED, str(exc))
             return
         except TransferFailed as exc:
@@ -315,6 +350,10 @@ class Appliance:
             return
         except RETRYABLE as exc:  # cut off: an authenticated sender comes back and resumes
             self._db.set_state(journal[0], TransferState.RETRYING if sender else TransferState.FAILED, str(exc))
+            return
+        except Exception as exc:  # a bug: fail this push loudly, keep the inbox address (and the daemon) up
+            log.exception("push %s hit an internal error", journal[0])
+            self._db.set_state(journal[0], TransferState.FAILED, f"internal error: {exc!r}")
             return
         if self.devices.trusts(sender[0].public_key):
             self._db.set_state(journal[0], TransferState.DONE)
@@ -325,9 +364,21 @@ class Appliance:
     def _device_folder(self, record: DeviceRecord) -> str:
         return record.name if self._per_device else ""
 
+    def _list_pending(self, public_key: bytes, root_key: bytes | None) -> DeviceRecord | None:
+        """List an unknown device as pending (the owner may approve it). None for a key some device
+        rotated away from, or one whose id belongs to another key (a fork of a rotated device)."""
+        if self.devices.retired(public_key):
+            return None
+        try:
+            return self.devices.pin(public_key, "", signal_url=None, approved=False, root_key=root_key)
+        except ValueError as exc:
+            log.warning("not listing an unknown device: %s", exc)
+            return None
+
     def _may_hold(self, public_key: bytes) -> bool:
-        """An untrusted key may still push (held for approval): unknown or pending, never revoked."""
-        if self._unpaired != "hold":
+        """An untrusted key may still push (held for approval): unknown or pending, never revoked,
+        never a key a device rotated away from."""
+        if self._unpaired != "hold" or self.devices.retired(public_key):
             return False
         record = self.devices.by_key(public_key)
         return record is None or record.status is DeviceStatus.PENDING
@@ -395,7 +446,7 @@ class Appliance:
                 await send_over_session(
                     session, self._ice, credentials=self._device_credentials(initiator=True),
                     on_authenticated=lambda _auth: None, role=Role.ANSWERER, encrypt=self._encrypt,
-                    share_id=share.share_id,
+                    on_route=partial(self.activity.set_route, transfer_id), share_id=share.share_id,
                     files=share.files, share_dir=self._spool.open(share.share_id),
                     report=lambda acked, moved: self._db.set_progress(transfer_id, acked, moved),
                 )
@@ -523,6 +574,7 @@ class Appliance:
             "transfers": {
                 "count": {"state": {state.value: by_state.get(state.value, 0) for state in TransferState}},
                 "bytes_moved_total": sum(t.bytes_moved for t in transfers),
+                "sessions_total": {"route": dict(self.activity.route_counts)},
             },
             "shares": {"open": len(self._db.list_shares())},
         }
@@ -578,7 +630,7 @@ class Appliance:
         outcome = None
         with self._tasks.run(job.transfer_id) as running:
             outcome = await fetch(job, inbox=self._inbox, journal=self._db, ice=self._ice, report=report,
-                                  task_status=task_status)
+                                  on_route=partial(self.activity.set_route, job.transfer_id), task_status=task_status)
         if running.cancelled:
             self._db.set_state(job.transfer_id, TransferState.CANCELLED, CANCELLED_BY_OWNER)
         elif outcome is not None:

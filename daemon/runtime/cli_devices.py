@@ -1,4 +1,5 @@
-"""``doorstep pair [CODE --signal URL]`` and ``doorstep peers [list|show|approve|revoke|forget|rename]``."""
+"""``doorstep pair [CODE --signal URL]``, ``doorstep peers [list|show|approve|revoke|forget|rename]`` and
+``doorstep identity [show|rotate]``."""
 
 from __future__ import annotations
 
@@ -21,6 +22,13 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     pair.add_argument("code", nargs="?", help="the other appliance's pairing code (omit to offer one)")
     pair.add_argument("--signal", help="the other appliance's signaling URL (needed with a code)")
     pair.set_defaults(handler=run_pair)
+
+    identity = sub.add_parser("identity", parents=[common], allow_abbrev=False,
+                              help="show this appliance's device key, or rotate it")
+    identity.add_argument("identity_action", nargs="?", choices=("show", "rotate"), default="show",
+                          help="show (the default), or rotate: a fresh key signed by the old one; "
+                               "paired devices follow it without pairing again")
+    identity.set_defaults(handler=run_identity)
 
     peers = sub.add_parser("peers", parents=[common], allow_abbrev=False,
                            help="list and manage paired devices (approve, rename, revoke, forget)")
@@ -54,6 +62,19 @@ def run_pair(args: argparse.Namespace, client: ApiClient, out: Output) -> int:
         lines = [f"pairing code: {result['code']}  (valid until {human_time(result['expires_at'])[-5:]})",
                  f"on the other appliance: doorstep pair {result['code']} --signal {result['signal']}"]
     out.result(result, lines)
+    return 0
+
+
+def run_identity(args: argparse.Namespace, client: ApiClient, out: Output) -> int:
+    """Show the device key, or rotate it."""
+    rotating = args.identity_action == "rotate"
+    info = client.post("/identity/rotate", {}) if rotating else client.get("/identity")
+    lines = [f"device {info['device_id']} ({info['name']})",
+             f"key fingerprint: {' '.join(info['fingerprint'])}",
+             f"rotations: {info['rotations']}"]
+    if rotating:
+        lines.insert(0, "rotated: paired devices follow the new key the next time they connect")
+    out.result(info, lines)
     return 0
 
 

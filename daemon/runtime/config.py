@@ -75,11 +75,13 @@ KEYS: dict[str, tuple[str, Any]] = {
     "http.public_url": ("", str),
     "http.allowed_hosts": ("", lambda v: _parse_hosts(v)),
     "http.password_file": ("", lambda v: Path(v.strip()) if v.strip() else None),
+    "http.upload_stall": ("60", lambda v: _parse_positive(v)),
     "signal.listen": ("127.0.0.1:8081", Listen.parse),
     "signal.public_url": ("", str),
     "signal.store": ("memory", lambda v: _parse_store(v)),
     "signal.allowed_origins": ("", lambda v: _parse_origins(v)),
     "transfer.encrypt": ("false", lambda v: _parse_bool(v)),
+    "transfer.direct": ("true", lambda v: _parse_bool(v)),
     "stun.listen": ("127.0.0.1:3478", Listen.parse),
     "stun.enabled": ("true", lambda v: _parse_bool(v)),
     "stun.rate": ("20", lambda v: _parse_positive(v)),
@@ -265,6 +267,9 @@ class Config:
     http_password_file: Path | None
     """A file holding an argon2id hash (``nacl.pwhash.argon2id.str``) that enables password login
     in the web UI; None: the web UI logs in with the API token only."""
+    http_upload_stall: float
+    """Seconds an upload may go without a byte before it is failed and its partial file removed
+    (a client that lost its network just goes quiet)."""
     signal_listen: Listen
     signal_public_url: str
     signal_store: str
@@ -315,6 +320,9 @@ class Config:
     share_ttl: float
     transfer_encrypt: bool
     """Seal DATA frames (secretstream) on top of DTLS; both peers must agree."""
+    transfer_direct: bool
+    """Offer the peer a direct TCP path after authentication (docs/protocol.md, "The direct
+    path"); either side saying no keeps the transfer on the data channel."""
 
     @property
     def signal_url(self) -> str:

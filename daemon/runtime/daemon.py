@@ -14,6 +14,7 @@ import signal
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from importlib.metadata import version as package_version
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from daemon.signaling import Limits, MemorySessionStore, SessionStore, Signaling
 from daemon.state import OutboxQueue, StateDB
 from daemon.storage import Collision, Inbox, InboxRules, ShareSpool, write_secret_file
 
-from .pairing import ensure_identity
+from .pairing import ensure_identity, rotate_identity
 
 from .appliance import Appliance
 from .outbox import AfterSend
@@ -117,7 +118,7 @@ async def run_daemon(config: Config) -> None:
     token = ensure_api_token(config.state_dir)
     identity = ensure_identity(config.state_dir)
     log.info("device id %s", identity.device_id)
-    ice = IceConfig(addresses=config.ice_addresses)
+    ice = IceConfig(addresses=config.ice_addresses, direct=config.transfer_direct)
     inbox = Inbox(config.inbox_dir, rules=InboxRules(max_transfer=config.inbox_max_transfer, reserve=config.inbox_reserve,
                                                      collision=Collision(config.inbox_collision)))
     spool = ShareSpool(config.state_dir / "shares")
@@ -148,7 +149,8 @@ async def run_daemon(config: Config) -> None:
                 unpaired=config.inbox_unpaired, per_device=config.inbox_per_device,
                 outbox_dir=config.outbox_dir, outbox_queue=outbox_queue,
                 outbox_after_send=AfterSend(config.outbox_after_send), outbox_settle=config.outbox_settle,
-                settings=LiveSettings(config),
+                settings=LiveSettings(config), rotate_key=partial(rotate_identity, config.state_dir),
+                upload_stall=config.http_upload_stall,
             )
             appliance.attach_statistics("signaling", signaling.statistics)
             if stun is not None:

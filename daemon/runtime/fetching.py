@@ -23,7 +23,7 @@ from daemon.protocol.auth import AuthMode
 
 from .authentication import Authenticated, Credentials, ModeRefused
 from .backoff import backoff_delay
-from .sessions import receive_over_session
+from .sessions import OnRoute, receive_over_session
 
 __all__ = ["Fetch", "fetch", "RETRYABLE", "MAX_JOIN_FAILURES"]
 
@@ -54,13 +54,15 @@ async def fetch(
     journal: StateDB,
     ice: IceConfig,
     report: ReceiveReport,
+    on_route: OnRoute | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> ReceiveOutcome | None:
     """Run attempts until the transfer completes (returns the outcome) or fails for good (returns None).
 
     ``task_status.started(share_id)`` fires once the first join succeeded; any error before that
     propagates to the starter (a wrong code surfaces as JoinFailed at once). Later errors are retried
-    with backoff from durable offsets; a persistent failure is journaled as FAILED.
+    with backoff from durable offsets; a persistent failure is journaled as FAILED. ``on_route``
+    hears the route of each attempt (``direct``, ``host``, ``relay``...).
     """
     share_id, code = job.share_id, job.code
     started = share_id is not None  # a resume has no starter waiting: every error is retried
@@ -79,6 +81,7 @@ async def fetch(
                 outcome = await receive_over_session(
                     session, ice, credentials=_credentials(journal, job), on_authenticated=_remember(journal, job, share_id), encrypt=job.encrypt,
                     inbox=inbox, journal=journal, transfer_id=job.transfer_id, expect_share=share_id, report=report,
+                    **({"on_route": on_route} if on_route is not None else {}),
                 )
         except ModeRefused as exc:
             if started and job.code is not None and journal.secret("transfer", job.transfer_id) is not None:

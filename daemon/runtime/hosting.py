@@ -44,11 +44,14 @@ class ShareHost:
 
     def __init__(self, *, signal_url: str, db: StateDB, spool: ShareSpool, ice: IceConfig,
                  codes: dict[str, tuple[str | None, float | None]], encrypt: bool = False,
-                 on_retire: Callable[[ShareRecord], None] | None = None) -> None:
+                 on_retire: Callable[[ShareRecord], None] | None = None,
+                 on_route: Callable[[str, str, str], None] | None = None) -> None:
         """``codes``: share id -> (code, expiry) of the codes issued for shares, kept (in memory) as
         long as the share lives: a joiner interrupted before it authenticated proves the code again.
-        ``on_retire(share)`` runs once a share was retired (for the event stream)."""
+        ``on_retire(share)`` runs once a share was retired (for the event stream); ``on_route(transfer
+        id, route, detail)`` once per session, when its path is chosen (``direct`` or an ICE route)."""
         self._on_retire = on_retire
+        self._on_route = on_route
         self.signal_url = signal_url
         self._codes = codes
         self.encrypt = encrypt
@@ -142,11 +145,16 @@ class ShareHost:
         def report(acked: int, moved: int) -> None:
             self._db.set_progress(record.id, acked, moved)
 
+        def route(route: str, detail: str) -> None:
+            if self._on_route is not None:
+                self._on_route(record.id, route, detail)
+
         try:
             await send_over_session(
                 session, self._ice, credentials=self._credentials(share.share_id),
                 on_authenticated=lambda auth: self._authenticated(share.share_id, auth), encrypt=self.encrypt,
-                share_id=share.share_id, files=share.files, share_dir=self._spool.open(share.share_id), report=report,
+                on_route=route, share_id=share.share_id, files=share.files, share_dir=self._spool.open(share.share_id),
+                report=report,
             )
         except AuthenticationFailed as exc:
             log.warning("share %s: a joiner failed to authenticate (%s)", record.id, exc)

@@ -69,7 +69,7 @@ def receive(args: argparse.Namespace, config: Config) -> int:
     except (httpx.HTTPError, KeyError, ValueError) as exc:
         return _fail(f"could not ask the appliance for its signaling address: {exc}")
     args.out.mkdir(parents=True, exist_ok=True)
-    return bridge.run(_receive, signal_url, code, args.out, IceConfig(addresses=config.ice_addresses),
+    return bridge.run(_receive, signal_url, code, args.out, IceConfig(addresses=config.ice_addresses, direct=config.transfer_direct),
                       config.transfer_encrypt)
 
 
@@ -127,7 +127,7 @@ def send(args: argparse.Namespace, config: Config) -> int:
         FileRecord(index=i, path=name, size=path.stat().st_size, sha256=sha256_file(path))
         for i, (name, path) in enumerate(named)
     )
-    return bridge.run(_send, signal_url, files, sources, IceConfig(addresses=config.ice_addresses),
+    return bridge.run(_send, signal_url, files, sources, IceConfig(addresses=config.ice_addresses, direct=config.transfer_direct),
                       config.transfer_encrypt)
 
 

@@ -17,8 +17,8 @@ def test_read_change_persist_and_reload(start_daemon, tmp_path: Path) -> None:
     secret = tmp_path / "turn.secret"
     secret.write_text("s3cret")
     secret.chmod(0o600)
-    daemon = start_daemon("a", DOORSTEP_TURN_SECRET_FILE=str(secret),
-                          DOORSTEP_SIGNAL_ALLOWED_ORIGINS="https://pi.example")
+    daemon = start_daemon("a", DOORSTEP_TURN_SECRET_FILE=str(secret),  # data channel: sealed DATA frames
+                          DOORSTEP_SIGNAL_ALLOWED_ORIGINS="https://pi.example", DOORSTEP_TRANSFER_DIRECT="false")
     settings = daemon.api("GET", "/api/v1/settings")
     assert settings.status_code == 200
     view = settings.json()

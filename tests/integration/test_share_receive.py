@@ -113,7 +113,8 @@ def test_wrong_code_is_refused_clearly(daemon: Daemon, tmp_path: Path) -> None:
 def test_encrypted_frames_when_either_side_turns_them_on(start_daemon, tmp_path: Path) -> None:
     """``transfer.encrypt`` on one side is enough: DATA frames are sealed with a key derived from
     the session key (only the two authenticated peers hold it); the file arrives bit-exact."""
-    sealing = start_daemon("sealing", DOORSTEP_TRANSFER_ENCRYPT="true")
+    # On the data channel: the direct path seals its whole stream instead (test_direct_path.py).
+    sealing = start_daemon("sealing", DOORSTEP_TRANSFER_ENCRYPT="true", DOORSTEP_TRANSFER_DIRECT="false")
     source = tmp_path / "sealed.bin"
     digest = random_file(source, 5 * MiB + 3)
     for receiver_env in ({"DOORSTEP_TRANSFER_ENCRYPT": "true"}, {}):
