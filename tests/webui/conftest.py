@@ -41,7 +41,8 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     """One daemon for the module's tests; it must stop cleanly (exit 0) at the end."""
-    running = Daemon(tmp_path_factory.mktemp("webui") / "appliance").start()
+    # An upload whose client vanished (its network gone) is given up after 3 s instead of 60.
+    running = Daemon(tmp_path_factory.mktemp("webui") / "appliance", DOORSTEP_HTTP_UPLOAD_STALL="3").start()
     try:
         yield running
     finally:

@@ -3,12 +3,17 @@ inbox verified, while the dashboard shows the transfer live (progress, speed, ET
 
 from __future__ import annotations
 
+import os
+import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.conftest import IN_CI, require_binary
 from tests.integration.harness import Daemon, random_file, sha256_of
 from tests.webui.browser import login, throttle_uploads
 
@@ -89,3 +94,55 @@ def test_a_folder_keeps_its_layout_and_a_taken_name_gets_a_number(page: Page, da
     saved = tmp_path / "downloaded"
     download.value.save_as(saved)
     assert sha256_of(saved) == digests["holiday/day 1/b.jpg"]
+
+
+@contextmanager
+def connections_refused(port: int) -> Iterator[None]:
+    """Reset every TCP packet to 127.0.0.1:``port`` (the running upload and any new one), as a
+    phone changing networks would cut them; the rule is removed on exit. Needs root and iptables."""
+    iptables = require_binary("iptables")
+    if os.geteuid() != 0:
+        if IN_CI:
+            pytest.fail("CI runs as root; cutting connections needs it")
+        pytest.skip("cutting a connection with iptables needs root")
+    rule = ["INPUT", "-p", "tcp", "-d", "127.0.0.1", "--dport", str(port), "-j", "REJECT", "--reject-with", "tcp-reset"]
+    subprocess.run([iptables, "-w", "-I", *rule], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run([iptables, "-w", "-D", *rule], check=True)
+
+
+def test_an_upload_cut_by_a_network_change_starts_again_when_the_network_is_back(
+        page: Page, daemon: Daemon, tmp_path: Path) -> None:
+    source = tmp_path / "on the train.bin"
+    digest = random_file(source, 8 * MiB)
+    login(page, daemon)
+    page.get_by_role("link", name="Send").click()
+    throttle_uploads(page, 1 * MiB)
+    page.locator("#send-files").set_input_files(source)
+    card = page.locator("#upload-queue li", has_text="on the train.bin")
+    page.wait_for_function("p => p.value > 0", arg=card.locator("progress").element_handle())
+
+    with connections_refused(daemon.runtime["http_port"]):
+        page.context.set_offline(True)  # the page is told, as a browser is when its network goes
+        expect(card.locator(".badge")).to_have_text("waiting for the network")
+        expect(card.locator(".detail")).to_contain_text("The connection dropped; trying again")
+    throttle_uploads(page, None)
+    page.context.set_offline(False)  # "online": the upload starts over at once
+
+    expect(card.locator(".badge")).to_have_text("in the inbox", timeout=60_000)
+    expect(page.locator("#connection")).to_have_text("live", timeout=30_000)
+    landed = daemon.inbox / "on the train.bin"
+    assert sha256_of(landed) == digest
+    assert not (daemon.inbox / "on the train (1).bin").exists(), "the cut attempt left nothing that took the name"
+    # The daemon never heard the cut (the reset went to the browser): the quiet upload is given up
+    # after http.upload_stall (3 s here) and its partial file removed.
+    partial = daemon.inbox / ".doorstep" / "partial"
+    deadline = time.monotonic() + 15
+    while any(partial.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(partial.iterdir()), "the abandoned upload's partial file is removed"
+    failed = [t for t in daemon.api("GET", "/api/v1/transfers").json()
+              if t["state"] == "failed" and "no bytes arrived for 3 s" in (t.get("error") or "")]
+    assert len(failed) == 1, "the cut attempt is recorded as failed, saying why"

@@ -15,6 +15,8 @@ import { urlPath } from './format.js';
 import * as wakelock from './wakelock.js';
 
 const HASH_LIMIT = 64 * 1024 * 1024;
+/** Uploads cut by the network are started again this many times before they count as failed. */
+const RETRIES = 5;
 const RATE_WINDOW_MS = 3000;
 
 let nextId = 1;
@@ -94,7 +96,7 @@ export function enqueue(entries) {
   for (const { file, path } of entries) {
     queue.push({
       id: nextId++, file, path: path || file.name, size: file.size, sent: 0, state: 'queued',
-      speed: 0, eta: null, error: null, result: null, endToEnd: false, xhr: null,
+      speed: 0, eta: null, error: null, result: null, endToEnd: false, xhr: null, attempts: 0,
     });
   }
   changed();
@@ -102,7 +104,7 @@ export function enqueue(entries) {
 }
 
 export function cancel(item) {
-  if (item.state === 'queued' || item.state === 'hashing') {
+  if (item.state === 'queued' || item.state === 'hashing' || item.state === 'waiting') {
     item.state = 'cancelled';
     changed(item);
   } else if (item.xhr) {
@@ -119,6 +121,24 @@ export function clearFinished() {
 
 export function busy() {
   return running;
+}
+
+/**
+ * Queue `item` again once the browser says it is back online, or after a backoff (1 s, doubling,
+ * at most 30 s), whichever comes first. The daemon kept nothing of the cut upload, so it starts over.
+ */
+function retryLater(item) {
+  const go = () => {
+    window.removeEventListener('online', go);
+    clearTimeout(timer);
+    if (item.state !== 'waiting') return; // cancelled meanwhile
+    item.state = 'queued';
+    item.sent = 0;
+    changed(item);
+    run();
+  };
+  const timer = setTimeout(go, Math.min(30_000, 1000 * 2 ** (item.attempts - 1)));
+  window.addEventListener('online', go);
 }
 
 async function run() {
@@ -169,8 +189,18 @@ async function upload(item) {
     item.state = 'done';
     item.result = transfer && transfer.files && transfer.files[0] ? transfer.files[0] : null;
   } catch (error) {
-    item.state = error.code === 'aborted' ? 'cancelled' : 'failed';
-    item.error = error.code === 'aborted' ? null : error.message;
+    if (error.code === 'aborted') {
+      item.state = 'cancelled';
+      item.error = null;
+    } else if (error.status === 0 && item.attempts < RETRIES) {
+      item.attempts += 1; // the network went away (a phone changed networks, say): start over later
+      item.state = 'waiting';
+      item.error = `The connection dropped; trying again (${item.attempts} of ${RETRIES}).`;
+      retryLater(item);
+    } else {
+      item.state = 'failed';
+      item.error = error.message;
+    }
   } finally {
     item.xhr = null;
     item.speed = 0;

@@ -8,7 +8,7 @@ import { page, progressText, section } from '../ui.js';
 import { browserSendSection } from './browser_send.js';
 
 const STATE_TEXT = {
-  queued: 'waiting', hashing: 'hashing', sending: 'sending', verifying: 'verifying',
+  queued: 'waiting', waiting: 'waiting for the network', hashing: 'hashing', sending: 'sending', verifying: 'verifying',
   done: 'in the inbox', failed: 'failed', cancelled: 'cancelled',
 };
 
@@ -44,6 +44,7 @@ function updateItem(card, item) {
   setText(p.numbers, finished ? format.bytes(item.size) : progressText(item.sent, item.size, item.speed, item.eta));
   let detail = '';
   if (item.state === 'failed') detail = item.error || 'failed';
+  else if (item.state === 'waiting') detail = item.error;
   else if (item.state === 'done' && item.result) {
     const check = item.endToEnd ? 'SHA-256 checked end to end' : 'SHA-256 verified by the appliance';
     detail = `Saved as ${item.result.final_path} · ${check}: ${item.result.sha256}`;
