@@ -18,6 +18,13 @@ sealed bytes: on the first frame of a stream the 24-byte stream header, then one
 chunk (plaintext + 17 bytes). The decoder only checks there are at least 17 sealed bytes; the
 receiving machine splits off the header and opens the chunk.
 
+``kind`` 0x04 COMPRESSED_DATA (sessions that agreed on a codec, see
+:mod:`.transfer_compression`): the body is ``file: u32 (BE)``, ``offset: u64 (BE)``,
+``raw_length: u32 (BE)``, then the compressed bytes (at least one). ``raw_length`` is the
+length of the file bytes they decompress to, 1..:data:`MAX_DATA_PAYLOAD`; offsets count file
+(uncompressed) bytes. The decoder checks ``raw_length``'s range; the receiving machine
+decompresses.
+
 :class:`FrameDecoder` accepts the byte stream cut anywhere (a TCP stream) as well as one
 whole frame per call (one WebRTC data-channel message is exactly one frame). The EOF
 convention is h11's: ``receive_data(b"")`` means the transport closed.
@@ -46,6 +53,9 @@ __all__ = [
     "SEAL_TAG_SIZE",
     "SEALED_FRAME_OVERHEAD",
     "MAX_SEALED_PAYLOAD",
+    "RAW_LENGTH_SIZE",
+    "COMPRESSED_HEADER_SIZE",
+    "COMPRESSED_FRAME_OVERHEAD",
     "MAX_CONTROL_BODY",
     "MAX_DATA_PAYLOAD",
     "MAX_FRAME_LENGTH",
@@ -53,11 +63,13 @@ __all__ = [
     "ControlFrame",
     "DataFrame",
     "SealedDataFrame",
+    "CompressedDataFrame",
     "Frame",
     "FrameDecoder",
     "encode_control_frame",
     "encode_data_frame",
     "encode_sealed_data_frame",
+    "encode_compressed_data_frame",
     "data_payload_limit",
     "sealed_payload_limit",
 ]
@@ -97,12 +109,23 @@ MAX_SEALED_PAYLOAD = MAX_DATA_PAYLOAD - SEAL_HEADER_SIZE - SEAL_TAG_SIZE
 """Largest plaintext in one SEALED_DATA frame: the frame, header included, stays within
 :data:`MAX_FRAME_LENGTH`."""
 
+RAW_LENGTH_SIZE = 4
+"""``raw_length: u32`` after the position in a COMPRESSED_DATA body."""
+
+COMPRESSED_HEADER_SIZE = DATA_HEADER_SIZE + RAW_LENGTH_SIZE
+"""``file`` + ``offset`` + ``raw_length`` at the start of a COMPRESSED_DATA body (16)."""
+
+COMPRESSED_FRAME_OVERHEAD = FRAME_HEADER_SIZE + COMPRESSED_HEADER_SIZE
+"""Bytes a COMPRESSED_DATA frame adds to its compressed bytes (21)."""
+
 _U32_MAX = (1 << 32) - 1
 _U64_MAX = (1 << 64) - 1
 _LENGTH = struct.Struct(">I")
 _HEADER = struct.Struct(">IB")
 _DATA_PREFIX = struct.Struct(">IBIQ")
 _DATA_HEADER = struct.Struct(">IQ")
+_COMPRESSED_HEADER = struct.Struct(">IQI")
+_COMPRESSED_PREFIX = struct.Struct(">IBIQI")
 
 
 class FrameKind(IntEnum):
@@ -111,6 +134,7 @@ class FrameKind(IntEnum):
     CONTROL = 0x01
     DATA = 0x02
     SEALED_DATA = 0x03
+    COMPRESSED_DATA = 0x04
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -172,7 +196,34 @@ class SealedDataFrame:
             )
 
 
-Frame = ControlFrame | DataFrame | SealedDataFrame
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CompressedDataFrame:
+    """A COMPRESSED_DATA frame: ``compressed`` decompresses (per the session's codec) to bytes
+    ``[offset, offset + raw_length)`` of ``file``. ``compressed`` is a read-only ``memoryview``
+    like :attr:`DataFrame.payload`; only the codec can tell whether ``raw_length`` is true."""
+
+    file: int
+    offset: int
+    raw_length: int
+    compressed: memoryview
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.file <= _U32_MAX or not 0 <= self.offset <= _U64_MAX:
+            raise LocalProtocolError("file or offset out of range", code="bad_argument")
+        if not 1 <= self.raw_length <= MAX_DATA_PAYLOAD:
+            raise LocalProtocolError(
+                f"raw_length {self.raw_length} is outside 1..{MAX_DATA_PAYLOAD}",
+                code="bad_argument",
+            )
+        if not 1 <= len(self.compressed) <= MAX_DATA_PAYLOAD - RAW_LENGTH_SIZE:
+            raise LocalProtocolError(
+                f"compressed body of {len(self.compressed)} bytes is outside "
+                f"1..{MAX_DATA_PAYLOAD - RAW_LENGTH_SIZE}",
+                code="bad_argument",
+            )
+
+
+Frame = ControlFrame | DataFrame | SealedDataFrame | CompressedDataFrame
 
 
 def encode_control_frame(body: bytes) -> bytes:
@@ -213,6 +264,20 @@ def encode_sealed_data_frame(
     return b"".join((prefix, header, view))
 
 
+def encode_compressed_data_frame(
+    file: int, offset: int, raw_length: int, compressed: bytes | bytearray | memoryview
+) -> bytes:
+    """Frame compressed bytes standing for ``raw_length`` file bytes at ``offset`` (copied once).
+    Raises ``LocalProtocolError(code="bad_argument")`` if ``file``/``offset`` do not fit u32/u64,
+    ``raw_length`` is outside 1..1 MiB or ``compressed`` is empty or too large."""
+    view = memoryview(compressed).cast("B")
+    CompressedDataFrame(file=file, offset=offset, raw_length=raw_length, compressed=view)
+    prefix = _COMPRESSED_PREFIX.pack(
+        1 + COMPRESSED_HEADER_SIZE + len(view), FrameKind.COMPRESSED_DATA, file, offset, raw_length
+    )
+    return b"".join((prefix, view))
+
+
 def sealed_payload_limit(max_message_size: int) -> int:
     """Largest plaintext whose SEALED_DATA frame, stream header included, fits in
     ``max_message_size`` bytes (capped at :data:`MAX_SEALED_PAYLOAD`), e.g. ``262144 -> 262086``."""
@@ -250,7 +315,8 @@ class FrameDecoder:
     * A malformed stream raises ``RemoteProtocolError`` as soon as the offending header
       bytes are buffered, with ``code`` one of ``frame_empty`` (N == 0),
       ``frame_too_large``, ``frame_kind`` (unknown kind), ``frame_malformed`` (DATA body
-      without payload, SEALED_DATA body shorter than one chunk) or ``frame_truncated`` (EOF
+      without payload, SEALED_DATA body shorter than one chunk, COMPRESSED_DATA body without
+      compressed bytes or with ``raw_length`` outside 1..1 MiB) or ``frame_truncated`` (EOF
       inside a frame). Afterwards the decoder is broken and every call raises
       ``LocalProtocolError(code="state")``.
     """
@@ -313,16 +379,14 @@ class FrameDecoder:
             return self._need_more()
         kind = self._peek(FRAME_HEADER_SIZE)[LENGTH_PREFIX_SIZE]
         _check_kind(kind, length - 1)
+        if kind == FrameKind.COMPRESSED_DATA:
+            if self._buffered < FRAME_HEADER_SIZE + COMPRESSED_HEADER_SIZE:
+                return self._need_more()  # the body holds more than that: no wait past the frame
+            _check_raw_length(self._peek(FRAME_HEADER_SIZE + COMPRESSED_HEADER_SIZE)[-4:])
         if self._buffered < LENGTH_PREFIX_SIZE + length:
             return self._need_more()
         self._take(FRAME_HEADER_SIZE)
-        body = self._take(length - 1)
-        if kind == FrameKind.CONTROL:
-            return ControlFrame(body=bytes(body))
-        file, offset = _DATA_HEADER.unpack_from(body)
-        if kind == FrameKind.SEALED_DATA:
-            return SealedDataFrame(file=file, offset=offset, sealed=body[DATA_HEADER_SIZE:])
-        return DataFrame(file=file, offset=offset, payload=body[DATA_HEADER_SIZE:])
+        return _frame(kind, self._take(length - 1))
 
     def _need_more(self) -> Frame | None:
         """``None`` (wait for more bytes), unless EOF cut a frame short."""
@@ -370,6 +434,24 @@ class FrameDecoder:
         return head[:size]
 
 
+def _frame(kind: int, body: memoryview) -> Frame:
+    """The frame of ``kind`` whose (already checked) body is ``body``."""
+    if kind == FrameKind.CONTROL:
+        return ControlFrame(body=bytes(body))
+    if kind == FrameKind.COMPRESSED_DATA:
+        file, offset, raw_length = _COMPRESSED_HEADER.unpack_from(body)
+        return CompressedDataFrame(
+            file=file,
+            offset=offset,
+            raw_length=raw_length,
+            compressed=body[COMPRESSED_HEADER_SIZE:],
+        )
+    file, offset = _DATA_HEADER.unpack_from(body)
+    if kind == FrameKind.SEALED_DATA:
+        return SealedDataFrame(file=file, offset=offset, sealed=body[DATA_HEADER_SIZE:])
+    return DataFrame(file=file, offset=offset, payload=body[DATA_HEADER_SIZE:])
+
+
 def _check_length(length: int) -> None:
     if length == 0:
         raise RemoteProtocolError("frame length is 0", code="frame_empty")
@@ -397,5 +479,20 @@ def _check_kind(kind: int, body_size: int) -> None:
                 f"SEALED_DATA body of {body_size} bytes holds no sealed chunk",
                 code="frame_malformed",
             )
+    elif kind == FrameKind.COMPRESSED_DATA:
+        if body_size <= COMPRESSED_HEADER_SIZE:
+            raise RemoteProtocolError(
+                f"COMPRESSED_DATA body of {body_size} bytes holds no compressed bytes",
+                code="frame_malformed",
+            )
     else:
         raise RemoteProtocolError(f"unknown frame kind 0x{kind:02x}", code="frame_kind")
+
+
+def _check_raw_length(field: bytes) -> None:
+    (raw_length,) = _LENGTH.unpack(field)
+    if not 1 <= raw_length <= MAX_DATA_PAYLOAD:
+        raise RemoteProtocolError(
+            f"COMPRESSED_DATA raw_length {raw_length} is outside 1..{MAX_DATA_PAYLOAD}",
+            code="frame_malformed",
+        )

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 from daemon.protocol.errors import LocalProtocolError, RemoteProtocolError
 from daemon.protocol.frames import encode_control_frame
+from daemon.protocol.transfer_compression import MAX_CODECS, is_codec_name
 
 __all__ = [
     "PROTOCOL_VERSION",
@@ -130,17 +131,28 @@ class Hello:
     ``sealed``: this side seals DATA frames (app-layer encryption, SEALED_DATA frames); both
     sides must say the same. Optional on the wire: written only when true, absent means false,
     so a plaintext ``hello`` is ``{"type":"hello","version":1}``.
+
+    ``compress``: the DATA codecs this side has (``("zstd",)``), 1..8 distinct names of 1..32
+    ``[a-z0-9_-]``; COMPRESSED_DATA frames are used only with a codec both sides list. Optional on
+    the wire: written only when not empty (an empty list on the wire is ``bad_message``).
     """
 
     TYPE: ClassVar[str] = "hello"
     version: int = PROTOCOL_VERSION
     sealed: bool = False
+    compress: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if type(self.version) is not int or self.version != PROTOCOL_VERSION:
             raise _fail(f"this implementation speaks version {PROTOCOL_VERSION} only")
         if type(self.sealed) is not bool:
             raise _fail("sealed must be a boolean")
+        codecs = _as_tuple("compress", self.compress)
+        object.__setattr__(self, "compress", codecs)
+        if len(codecs) > MAX_CODECS or not all(is_codec_name(name) for name in codecs):
+            raise _fail(f"compress holds at most {MAX_CODECS} names of 1..32 [a-z0-9_-]")
+        if len(set(codecs)) != len(codecs):
+            raise _fail("duplicate name in compress")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -260,7 +272,7 @@ _MESSAGE_TYPES: dict[str, type[Message]] = {
 _FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {
     cls: tuple(field.name for field in fields(cls)) for cls in (FileEntry, *_MESSAGE_TYPES.values())
 }
-_OPTIONAL_FIELDS: dict[type[Any], frozenset[str]] = {Hello: frozenset({"sealed"})}
+_OPTIONAL_FIELDS: dict[type[Any], frozenset[str]] = {Hello: frozenset({"sealed", "compress"})}
 """Fields that may be absent on the wire (they then take their default, and the encoder leaves
 them out while they hold it)."""
 
@@ -277,8 +289,13 @@ def encode_message(message: Message) -> bytes:
         obj["files"] = [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in message.files]
     elif isinstance(message, Accept):
         obj["offsets"] = list(message.offsets)
-    elif isinstance(message, Hello) and not message.sealed:
-        del obj["sealed"]
+    elif isinstance(message, Hello):
+        if not message.sealed:
+            del obj["sealed"]
+        if message.compress:
+            obj["compress"] = list(message.compress)
+        else:
+            del obj["compress"]
     text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     return encode_control_frame(text.encode("utf-8"))
 
@@ -347,6 +364,10 @@ def _build(cls: type[Any], obj: object, *, extra: set[str] | frozenset[str] = fr
         values["files"] = _json_list("files", values["files"], lambda item: _build(FileEntry, item))
     elif cls is Accept:
         values["offsets"] = _json_list("offsets", values["offsets"], lambda item: item)
+    elif cls is Hello and "compress" in values:
+        values["compress"] = _json_list("compress", values["compress"], lambda item: item)
+        if not values["compress"]:
+            raise _fail("compress is written only when it names a codec")
     return cls(**values)
 
 

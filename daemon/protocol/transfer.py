@@ -26,6 +26,11 @@ Lifecycle rules shared by both machines (see ``transfer_states`` for the tables)
 
 Sealed sessions (app-layer encryption of DATA frames): pass the same kind of ``sealing``
 object to both machines (see ``transfer_sealing`` for the agreement and stream rules).
+
+Compressed sessions: pass a ``compression`` codec to both machines (see
+``transfer_compression`` for the agreement, the content choice and the limits). Offsets, the
+window, acks, ``DataReceived`` and the statistics' byte counters count file bytes, compressed
+or not (``statistics().wire`` tells what the chunks took on the wire).
 """
 
 from __future__ import annotations
@@ -40,11 +45,15 @@ from daemon.protocol.errors import LocalProtocolError, ProtocolError, RemoteProt
 from daemon.protocol.frames import (
     MAX_DATA_PAYLOAD,
     MAX_SEALED_PAYLOAD,
+    RAW_LENGTH_SIZE,
     SEAL_HEADER_SIZE,
     SEAL_TAG_SIZE,
+    CompressedDataFrame,
+    ControlFrame,
     DataFrame,
     FrameDecoder,
     SealedDataFrame,
+    encode_compressed_data_frame,
     encode_data_frame,
     encode_sealed_data_frame,
 )
@@ -64,6 +73,13 @@ from daemon.protocol.messages import (
     decode_message,
     encode_message,
     is_error_code,
+)
+from daemon.protocol.transfer_compression import (
+    BAD_COMPRESSION,
+    COMPRESSION_MISMATCH,
+    GIVE_UP_AFTER,
+    Compression,
+    is_codec_name,
 )
 from daemon.protocol.transfer_events import (
     Accepted,
@@ -169,16 +185,28 @@ class _Machine:
     _INITIAL: ClassVar[Enum]
     _ERROR: ClassVar[Enum]
 
-    def __init__(self, sealing: Sealing | None) -> None:
+    def __init__(self, sealing: Sealing | None, compression: Compression | None) -> None:
         self._state: Any = self._INITIAL
         self._decoder = FrameDecoder()
         self._events: deque[Any] = deque()
         self._sealing = sealing
+        if compression is not None and not is_codec_name(compression.name):
+            raise _local(f"invalid codec name {compression.name!r}")
+        # a sealed session does not compress (transfer_compression): the codec is not even offered
+        self._compression = compression if sealing is None else None
+        self._compressing = False
+        self._wire = 0
 
     @property
     def sealed(self) -> bool:
         """This machine seals (sender) or requires sealed (receiver) DATA frames."""
         return self._sealing is not None
+
+    @property
+    def compressing(self) -> bool:
+        """Both ``hello`` messages named this machine's codec: the sender may send, the receiver
+        accepts, COMPRESSED_DATA frames. ``False`` before the peer's ``hello``."""
+        return self._compressing
 
     def _target(self, trigger: Trigger) -> Any:
         """The state ``trigger`` leads to; raises if the table does not allow it."""
@@ -233,16 +261,18 @@ class _Machine:
                 if self._decoder.closed:
                     raise _remote("unexpected_eof", f"transport closed in state {self._state.name}")
                 return None
-            if isinstance(frame, DataFrame):
-                target = self._target(Trigger.RECV_DATA)
-                self._on_data(frame)
-            elif isinstance(frame, SealedDataFrame):
-                target = self._target(Trigger.RECV_DATA)
-                self._on_sealed_data(frame)
-            else:
+            if isinstance(frame, ControlFrame):
                 message = decode_message(frame.body)
                 target = self._target(_RECV_TRIGGERS[type(message)])
                 getattr(self, f"_on_{message.TYPE}")(message)
+            else:
+                target = self._target(Trigger.RECV_DATA)
+                if isinstance(frame, DataFrame):
+                    self._on_data(frame)
+                elif isinstance(frame, SealedDataFrame):
+                    self._on_sealed_data(frame)
+                else:
+                    self._on_compressed_data(frame)
             self._state = target
         return self._events.popleft()
 
@@ -252,14 +282,21 @@ class _Machine:
     def _on_sealed_data(self, frame: SealedDataFrame) -> None:
         raise AssertionError("no table allows DATA here")  # pragma: no cover
 
+    def _on_compressed_data(self, frame: CompressedDataFrame) -> None:
+        raise AssertionError("no table allows DATA here")  # pragma: no cover
+
     def _hello(self) -> bytes:
-        return encode_message(Hello(sealed=self.sealed))
+        codecs = () if self._compression is None else (self._compression.name,)
+        return encode_message(Hello(sealed=self.sealed, compress=codecs))
 
     def _on_hello(self, message: Hello) -> None:
         if message.sealed != self.sealed:
             theirs = "seals" if message.sealed else "does not seal"
             ours = "we do" if self.sealed else "we do not"
             raise _remote(SEALING_MISMATCH, f"the peer {theirs} DATA frames and {ours}")
+        self._compressing = (
+            self._compression is not None and self._compression.name in message.compress
+        )
 
     def _on_cancel(self, message: Cancel) -> None:
         self._events.append(Cancelled(reason=message.reason))
@@ -306,6 +343,12 @@ class TransferSender(_Machine):
     ``next_chunk`` then takes at most :data:`MAX_SEALED_PAYLOAD`, and asks for one empty
     chunk (``length == 0``) for each empty file: pass ``b""`` to ``send_chunk``, which seals
     the empty FINAL chunk that tells the receiver the file is complete.
+
+    ``compression``: a codec offered in ``hello``; when the receiver names it too,
+    ``send_chunk`` returns a COMPRESSED_DATA frame for chunks that shrink (never larger than the
+    DATA frame it replaces, so the same ``max_payload`` fits the same messages) and stops trying
+    for the rest of a file after :data:`GIVE_UP_AFTER` chunks in a row did not. Ignored when
+    ``sealing`` is given.
     """
 
     _TABLE = SENDER_TRANSITIONS
@@ -314,9 +357,14 @@ class TransferSender(_Machine):
     _ERROR = SenderState.ERROR
 
     def __init__(
-        self, transfer_id: str, files: Sequence[FileEntry], *, sealing: Sealing | None = None
+        self,
+        transfer_id: str,
+        files: Sequence[FileEntry],
+        *,
+        sealing: Sealing | None = None,
+        compression: Compression | None = None,
     ) -> None:
-        super().__init__(sealing)
+        super().__init__(sealing, compression)
         offer = Offer(transfer_id=transfer_id, files=tuple(files))
         try:
             self._offer_frame = encode_message(offer)
@@ -336,6 +384,7 @@ class TransferSender(_Machine):
         self._markers = [False] * count  # sealed empty files still owing their FINAL chunk
         self._sealer: StreamSealer | None = None
         self._sealer_file = -1
+        self._misses = [0] * count  # chunks in a row that did not shrink, per file
         self._total = sum(entry.size for entry in self._files)
         self._resumed = 0
         self._session_sent = 0
@@ -370,6 +419,7 @@ class TransferSender(_Machine):
             in_flight=self._in_flight,
             remaining=self._total - self._resumed - self._session_sent,
             files_verified=self._files_verified,
+            wire=self._wire,
         )
 
     @_guarded
@@ -411,7 +461,8 @@ class TransferSender(_Machine):
         ``file`` and ``offset`` must equal the request's; ``len(data)`` must be
         1..``request.length`` (a short read is allowed), or 0 for a request of length 0.
         Otherwise ``LocalProtocolError(code="bad_chunk")``. When sealed, returns a
-        SEALED_DATA frame (the stream header in front of a file's first chunk).
+        SEALED_DATA frame (the stream header in front of a file's first chunk); when
+        compressing, a COMPRESSED_DATA frame if the chunk shrinks (see the class docstring).
         """
         target = self._target(Trigger.SEND_CHUNK)
         request, self._pending = self._pending, None
@@ -422,15 +473,32 @@ class TransferSender(_Machine):
             or not min(1, request.length) <= length <= request.length
         ):
             raise _local(f"chunk ({file}, {offset}, {length}) != {request}", "bad_chunk")
-        if self._sealing is None:
-            frame = encode_data_frame(file, offset, data)
-        else:
+        if self._sealing is not None:
             frame = self._seal(file, offset, data, length)
+        elif self._compressing and self._misses[file] < GIVE_UP_AFTER:
+            frame = self._compress(file, offset, data, length)
+        else:
+            frame = encode_data_frame(file, offset, data)
+            self._wire += length
         self._sent[file] += length
         self._in_flight += length
         self._session_sent += length
         self._state = target
         return frame
+
+    def _compress(
+        self, file: int, offset: int, data: bytes | bytearray | memoryview, length: int
+    ) -> bytes:
+        """A COMPRESSED_DATA frame if the chunk shrinks below its DATA frame, else DATA."""
+        assert self._compression is not None
+        packed = self._compression.compress(data)
+        if packed is None or not 1 <= len(packed) + RAW_LENGTH_SIZE < length:
+            self._misses[file] += 1
+            self._wire += length
+            return encode_data_frame(file, offset, data)
+        self._misses[file] = 0
+        self._wire += len(packed)
+        return encode_compressed_data_frame(file, offset, length, packed)
 
     def _seal(
         self, file: int, offset: int, data: bytes | bytearray | memoryview, length: int
@@ -444,6 +512,7 @@ class TransferSender(_Machine):
             header = self._sealer.header
         final = offset + length == self._files[file].size
         sealed = self._sealer.seal(data, offset=offset, final=final)
+        self._wire += length
         if final:
             self._sealer = None
             self._markers[file] = False
@@ -524,6 +593,12 @@ class TransferReceiver(_Machine):
     ``DataReceived`` then carries opened plaintext, and an empty file is complete (its
     ``FileReceived`` is emitted) only when its empty FINAL chunk has opened, not at
     ``accept()``. A frame that does not open raises ``RemoteProtocolError(code="bad_seal")``.
+
+    ``compression``: a codec offered in ``hello``; when the sender names it too, COMPRESSED_DATA
+    frames are accepted beside DATA (otherwise they are ``compression_mismatch``). Each is
+    checked against the file, offset and window with its ``raw_length`` before it is
+    decompressed; output of another length is ``bad_compression``. ``DataReceived`` carries the
+    decompressed bytes. Ignored when ``sealing`` is given.
     """
 
     _TABLE = RECEIVER_TRANSITIONS
@@ -531,8 +606,10 @@ class TransferReceiver(_Machine):
     _INITIAL = ReceiverState.IDLE
     _ERROR = ReceiverState.ERROR
 
-    def __init__(self, *, sealing: Sealing | None = None) -> None:
-        super().__init__(sealing)
+    def __init__(
+        self, *, sealing: Sealing | None = None, compression: Compression | None = None
+    ) -> None:
+        super().__init__(sealing, compression)
         self._transfer_id: str | None = None
         self._files: tuple[FileEntry, ...] = ()
         self._received: list[int] = []
@@ -576,6 +653,7 @@ class TransferReceiver(_Machine):
             received=self._session_received,
             acked=self._resumed + self._session_received - self._unacked,
             files_verified=self._files_verified,
+            wire=self._wire,
         )
 
     @_guarded
@@ -696,7 +774,26 @@ class TransferReceiver(_Machine):
             raise _remote(SEALING_MISMATCH, "plaintext DATA in a sealed session")
         file, offset, size = frame.file, frame.offset, len(frame.payload)
         self._check_position(file, offset, size)
+        self._wire += size
         self._deliver(file, offset, frame.payload)
+
+    def _on_compressed_data(self, frame: CompressedDataFrame) -> None:
+        if self.sealed:
+            raise _remote(SEALING_MISMATCH, "COMPRESSED_DATA (not sealed) in a sealed session")
+        if not self._compressing:
+            raise _remote(COMPRESSION_MISMATCH, "COMPRESSED_DATA, but no codec was agreed in hello")
+        assert self._compression is not None
+        file, offset, size = frame.file, frame.offset, frame.raw_length
+        self._check_position(file, offset, size)  # before any byte is decompressed
+        where = f"file {file}: the chunk at offset {offset}"
+        try:
+            plain = self._compression.decompress(frame.compressed, size)
+        except ValueError as exc:
+            raise _remote(BAD_COMPRESSION, f"{where} does not decompress: {exc}") from exc
+        if len(plain) != size:
+            raise _remote(BAD_COMPRESSION, f"{where} is not {size} bytes")
+        self._wire += len(frame.compressed)
+        self._deliver(file, offset, memoryview(plain if type(plain) is bytes else bytes(plain)))
 
     def _on_sealed_data(self, frame: SealedDataFrame) -> None:
         if self._sealing is None:
@@ -727,6 +824,7 @@ class TransferReceiver(_Machine):
             ) from exc
         if len(plain) != size:
             raise _local(f"the opener returned {len(plain)} bytes for {size}", "bad_argument")
+        self._wire += size
         if final:
             self._opener = None
             self._markers[file] = False

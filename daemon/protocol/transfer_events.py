@@ -194,6 +194,8 @@ class SenderStatistics:
     ``acked``: bytes durable at the receiver, resumed ones included (progress =
     ``acked / total``). ``in_flight``: sent but not yet acked (never above the window).
     ``remaining``: bytes not yet sent. ``files_verified``: files final at the receiver.
+    ``wire``: what the ``sent`` bytes took in their frames after compression, before framing
+    and sealing overhead (equal to ``sent`` unless the session compresses).
     """
 
     total: int
@@ -203,6 +205,7 @@ class SenderStatistics:
     in_flight: int
     remaining: int
     files_verified: int
+    wire: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -212,6 +215,8 @@ class ReceiverStatistics:
     ``total``: sum of offered file sizes (0 before the offer). ``resumed``: sum of the
     accepted offsets. ``received``: payload bytes received in this session. ``acked``:
     durable bytes, resumed ones included. ``files_verified``: files reported final.
+    ``wire``: what the ``received`` bytes took in their frames before decompression, framing
+    and sealing overhead excluded (equal to ``received`` unless the session compresses).
     """
 
     total: int
@@ -219,3 +224,4 @@ class ReceiverStatistics:
     received: int
     acked: int
     files_verified: int
+    wire: int = 0

@@ -76,7 +76,7 @@ class Appliance:
     def __init__(self, *, db: StateDB, inbox: Inbox, spool: ShareSpool, ice: IceConfig, signal_url: str,
                  local_signal_url: str | None = None,
                  http_url: str, share_ttl: float, version: str, identity: DeviceIdentity,
-                 name: str = "doorstep", encrypt: bool = False, unpaired: str = "hold",
+                 name: str = "doorstep", encrypt: bool = False, compress: bool = True, unpaired: str = "hold",
                  per_device: bool = False, outbox_dir: Path | None = None, outbox_queue: OutboxQueue | None = None,
                  outbox_after_send: AfterSend = AfterSend.MOVE, outbox_settle: float = 2.0,
                  settings: LiveSettings | None = None,
@@ -104,13 +104,14 @@ class Appliance:
         self._version = version
         self._codes: dict[str, tuple[str | None, float | None]] = {}
         self._host = ShareHost(signal_url=self._local_signal_url, db=db, spool=spool, ice=ice, codes=self._codes,
-                               encrypt=encrypt, on_retire=self._share_retired, on_route=self.activity.set_route)
+                               encrypt=encrypt, compress=compress, on_retire=self._share_retired, on_route=self.activity.set_route)
         self._nursery: trio.Nursery | None = None
         self._statistics: dict[str, Callable[[], Any]] = {}
         self.identity = identity
         self._rotate_key = rotate_key
         """Stores a rotated identity (``daemon.runtime.pairing.rotate_identity``); None: cannot rotate."""
         self._encrypt = encrypt
+        self._compress = compress
         self.name = name
         self.devices = DeviceBook(db, own_public_key=identity.public_key, on_change=self._device_changed,
                                   on_event=self._device_event)
@@ -157,7 +158,7 @@ class Appliance:
                 continue
             log.info("resuming transfer %s", record.id)
             job = Fetch(transfer_id=record.id, signal_url=record.signal_url, share_id=record.share_id,
-                        encrypt=self._encrypt)
+                        encrypt=self._encrypt, compress=self._compress)
             self._spawn(self._fetch, job)
 
     def _spawn(self, fn: Any, *args: Any) -> None:
@@ -335,7 +336,8 @@ class Appliance:
         try:
             await receive_over_session(
                 session, self._ice, credentials=self._device_credentials(initiator=False),
-                on_authenticated=authenticated, role=Role.OFFERER, encrypt=self._encrypt, placement=placement,
+                on_authenticated=authenticated, role=Role.OFFERER, encrypt=self._encrypt, compress=self._compress,
+                placement=placement,
                 on_route=lambda route, detail: self.activity.set_route(journal[0], route, detail),
                 journal_for=journal_for, inbox=self._inbox, journal=self._db, transfer_id=journal[0],
                 expect_share=None, report=lambda done, moved: self._db.set_progress(journal[0], done, moved),
@@ -445,7 +447,7 @@ class Appliance:
                 session = await signal.join(share=inbox_address(device_id))
                 await send_over_session(
                     session, self._ice, credentials=self._device_credentials(initiator=True),
-                    on_authenticated=lambda _auth: None, role=Role.ANSWERER, encrypt=self._encrypt,
+                    on_authenticated=lambda _auth: None, role=Role.ANSWERER, encrypt=self._encrypt, compress=self._compress,
                     on_route=partial(self.activity.set_route, transfer_id), share_id=share.share_id,
                     files=share.files, share_dir=self._spool.open(share.share_id),
                     report=lambda acked, moved: self._db.set_progress(transfer_id, acked, moved),
@@ -610,7 +612,7 @@ class Appliance:
             raise ApplianceError("signal must be a ws:// or wss:// URL", code="bad_signal")
         transfer_id = secrets.token_hex(8)
         self._db.add_transfer(transfer_id, Direction.RECEIVE, signal_url=url)
-        job = Fetch(transfer_id=transfer_id, signal_url=url, code=code, encrypt=self._encrypt)
+        job = Fetch(transfer_id=transfer_id, signal_url=url, code=code, encrypt=self._encrypt, compress=self._compress)
         assert self._nursery is not None
         try:
             with trio.fail_after(30):
@@ -686,7 +688,7 @@ class Appliance:
             raise _not_retryable("this transfer never authenticated its sharer; receive it again with a new code")
         self._db.set_state(record.id, TransferState.CONNECTING)
         self._spawn(self._fetch, Fetch(transfer_id=record.id, signal_url=record.signal_url, share_id=record.share_id,
-                                       encrypt=self._encrypt))
+                                       encrypt=self._encrypt, compress=self._compress))
 
     def _retry_push(self, record: TransferRecord) -> None:
         if not _is_push(record) or record.signal_url is None:

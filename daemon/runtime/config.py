@@ -82,6 +82,7 @@ KEYS: dict[str, tuple[str, Any]] = {
     "signal.allowed_origins": ("", lambda v: _parse_origins(v)),
     "transfer.encrypt": ("false", lambda v: _parse_bool(v)),
     "transfer.direct": ("true", lambda v: _parse_bool(v)),
+    "transfer.compress": ("true", lambda v: _parse_bool(v)),
     "stun.listen": ("127.0.0.1:3478", Listen.parse),
     "stun.enabled": ("true", lambda v: _parse_bool(v)),
     "stun.rate": ("20", lambda v: _parse_positive(v)),
@@ -321,6 +322,8 @@ class Config:
     transfer_encrypt: bool
     """Seal DATA frames (secretstream) on top of DTLS; both peers must agree."""
     transfer_direct: bool
+    transfer_compress: bool
+    """Offer zstd compression of DATA frames (used where both sides offer it and frames are not sealed)."""
     """Offer the peer a direct TCP path after authentication (docs/protocol.md, "The direct
     path"); either side saying no keeps the transfer on the data channel."""
 

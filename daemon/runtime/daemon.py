@@ -146,6 +146,7 @@ async def run_daemon(config: Config) -> None:
                 local_signal_url=config.local_signal_url(signal_port),
                 http_url=http_url, share_ttl=config.share_ttl, version=package_version("doorstep"),
                 identity=identity, name=socket.gethostname()[:64] or "doorstep", encrypt=config.transfer_encrypt,
+                compress=config.transfer_compress,
                 unpaired=config.inbox_unpaired, per_device=config.inbox_per_device,
                 outbox_dir=config.outbox_dir, outbox_queue=outbox_queue,
                 outbox_after_send=AfterSend(config.outbox_after_send), outbox_settle=config.outbox_settle,

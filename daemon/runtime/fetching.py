@@ -42,6 +42,7 @@ class Fetch:
     code: str | None = None
     share_id: str | None = None
     encrypt: bool = False
+    compress: bool = True
     max_no_route: int = 3
     """Attempts in a row that find no network path to the sharer before the fetch fails for good
     (the CLI, which a person waits for, gives up after the first)."""
@@ -79,7 +80,7 @@ async def fetch(
                 journal.set_state(job.transfer_id, TransferState.ACTIVE)
                 join_failures = 0
                 outcome = await receive_over_session(
-                    session, ice, credentials=_credentials(journal, job), on_authenticated=_remember(journal, job, share_id), encrypt=job.encrypt,
+                    session, ice, credentials=_credentials(journal, job), on_authenticated=_remember(journal, job, share_id), encrypt=job.encrypt, compress=job.compress,
                     inbox=inbox, journal=journal, transfer_id=job.transfer_id, expect_share=share_id, report=report,
                     **({"on_route": on_route} if on_route is not None else {}),
                 )

@@ -43,7 +43,7 @@ class ShareHost:
     """Keeps shares hosted and serves their receivers. Run :meth:`run` in a nursery with ``start``."""
 
     def __init__(self, *, signal_url: str, db: StateDB, spool: ShareSpool, ice: IceConfig,
-                 codes: dict[str, tuple[str | None, float | None]], encrypt: bool = False,
+                 codes: dict[str, tuple[str | None, float | None]], encrypt: bool = False, compress: bool = True,
                  on_retire: Callable[[ShareRecord], None] | None = None,
                  on_route: Callable[[str, str, str], None] | None = None) -> None:
         """``codes``: share id -> (code, expiry) of the codes issued for shares, kept (in memory) as
@@ -55,6 +55,7 @@ class ShareHost:
         self.signal_url = signal_url
         self._codes = codes
         self.encrypt = encrypt
+        self.compress = compress
         self._db = db
         self._spool = spool
         self._ice = ice
@@ -152,7 +153,7 @@ class ShareHost:
         try:
             await send_over_session(
                 session, self._ice, credentials=self._credentials(share.share_id),
-                on_authenticated=lambda auth: self._authenticated(share.share_id, auth), encrypt=self.encrypt,
+                on_authenticated=lambda auth: self._authenticated(share.share_id, auth), encrypt=self.encrypt, compress=self.compress,
                 on_route=route, share_id=share.share_id, files=share.files, share_dir=self._spool.open(share.share_id),
                 report=report,
             )

@@ -30,6 +30,7 @@ from daemon.storage import Inbox, ShareDir
 from daemon.transfer import MessageTransport, ReceiveOutcome, run_receiver, run_sender
 from daemon.transfer.receiving import ReceiveReport, receive_limit
 from daemon.transfer.sending import SendReport
+from daemon.transfer.zstd_codec import ZstdCompression
 
 from .authentication import Authenticated, Credentials, authenticate
 
@@ -73,6 +74,13 @@ def _seal_key(auth: Authenticated, path: DirectPath) -> bytes | None:
     return auth.key.derive("doorstep/v1/frames") if auth.seal else None
 
 
+def _codec(compress: bool) -> ZstdCompression | None:
+    """This side's compression codec for one attempt (``transfer.compress``): a fresh one each
+    time, its zstd contexts are per session. Used only where both hellos name it and DATA frames
+    are not sealed (docs/protocol.md, section 11)."""
+    return ZstdCompression() if compress else None
+
+
 async def _choose_path(channel: MessageTransport, auth: Authenticated, role: Role, ice: IceConfig,
                        on_route: OnRoute) -> DirectPath:
     """Run the direct-path negotiation (only in modes where both sides hold the same session key:
@@ -97,6 +105,7 @@ async def send_over_session(
     on_authenticated: OnAuthenticated,
     role: Role = Role.OFFERER,
     encrypt: bool = False,
+    compress: bool = True,
     on_route: OnRoute = _ignore_route,
     share_id: str,
     files: tuple[FileRecord, ...],
@@ -120,7 +129,8 @@ async def send_over_session(
         on_authenticated(auth)
         path = await _choose_path(channel, auth, role, ice, on_route)
         try:
-            await run_sender(path.transport, share_id, entries, open_source, report, seal_key=_seal_key(auth, path))
+            await run_sender(path.transport, share_id, entries, open_source, report, seal_key=_seal_key(auth, path),
+                             compression=_codec(compress))
         except BaseException:
             path.close()
             raise
@@ -136,6 +146,7 @@ async def receive_over_session(
     on_authenticated: OnAuthenticated,
     role: Role = Role.ANSWERER,
     encrypt: bool = False,
+    compress: bool = True,
     on_route: OnRoute = _ignore_route,
     placement: Callable[[Authenticated], tuple[bool, str]] | None = None,
     journal_for: Callable[[str], str] | None = None,
@@ -161,6 +172,7 @@ async def receive_over_session(
             outcome = await run_receiver(
                 path.transport, inbox=inbox, journal=journal, transfer_id=transfer_id, expect_share=expect_share,
                 report=report, seal_key=_seal_key(auth, path), place=place, folder=folder, journal_for=journal_for,
+                compression=_codec(compress),
             )
         except BaseException:
             path.close()

@@ -70,14 +70,14 @@ def receive(args: argparse.Namespace, config: Config) -> int:
         return _fail(f"could not ask the appliance for its signaling address: {exc}")
     args.out.mkdir(parents=True, exist_ok=True)
     return bridge.run(_receive, signal_url, code, args.out, IceConfig(addresses=config.ice_addresses, direct=config.transfer_direct),
-                      config.transfer_encrypt)
+                      config.transfer_encrypt, config.transfer_compress)
 
 
-async def _receive(signal_url: str, code: str, out: Path, ice: IceConfig, encrypt: bool) -> int:
+async def _receive(signal_url: str, code: str, out: Path, ice: IceConfig, encrypt: bool, compress: bool) -> int:
     journal = StateDB(":memory:")
     transfer_id = secrets.token_hex(8)
     journal.add_transfer(transfer_id, Direction.RECEIVE, signal_url=signal_url)
-    job = Fetch(transfer_id=transfer_id, signal_url=signal_url, code=code, encrypt=encrypt, max_no_route=1)
+    job = Fetch(transfer_id=transfer_id, signal_url=signal_url, code=code, encrypt=encrypt, compress=compress, max_no_route=1)
     with Inbox(out) as inbox, _progress() as progress:
         task = progress.add_task("receiving", total=None)
 
@@ -128,11 +128,11 @@ def send(args: argparse.Namespace, config: Config) -> int:
         for i, (name, path) in enumerate(named)
     )
     return bridge.run(_send, signal_url, files, sources, IceConfig(addresses=config.ice_addresses, direct=config.transfer_direct),
-                      config.transfer_encrypt)
+                      config.transfer_encrypt, config.transfer_compress)
 
 
 async def _send(signal_url: str, files: tuple[FileRecord, ...], sources: LocalSources, ice: IceConfig,
-                encrypt: bool) -> int:
+                encrypt: bool, compress: bool) -> int:
     share_id = new_share_id()
     total = sum(f.size for f in files)
     try:
@@ -154,7 +154,8 @@ async def _send(signal_url: str, files: tuple[FileRecord, ...], sources: LocalSo
                     try:
                         await send_over_session(
                             session, ice, credentials=Credentials(passwords=dict(passwords)),
-                            on_authenticated=authenticated, encrypt=encrypt, share_id=share_id, files=files,
+                            on_authenticated=authenticated, encrypt=encrypt, compress=compress, share_id=share_id,
+                            files=files,
                             share_dir=sources,
                             report=lambda acked, _moved: progress.update(task, completed=acked),
                         )

@@ -17,6 +17,7 @@ from daemon.crypto.sealing import SealingKey
 from daemon.protocol import (
     Cancelled, DataReceived, FileReceived, OfferReceived, PeerFailed, ProtocolError, ReceiverState, TransferReceiver,
 )
+from daemon.protocol.transfer_compression import Compression
 from daemon.protocol.transfer_sealing import BAD_SEAL, SEALING_MISMATCH
 from daemon.state import FileRecord, StateDB
 from daemon.storage import Inbox, PartialFile, UnsafeName, sanitize_relpath
@@ -49,7 +50,7 @@ class _Receiving:
     def __init__(self, transport: MessageTransport, inbox: Inbox, journal: StateDB, transfer_id: str,
                  expect_share: str | None, report: ReceiveReport, seal_key: bytes | None,
                  place: bool = True, folder: str = "",
-                 journal_for: Callable[[str], str] | None = None) -> None:
+                 journal_for: Callable[[str], str] | None = None, compression: Compression | None = None) -> None:
         self.transport = transport
         self.inbox = inbox
         self.journal = journal
@@ -59,7 +60,8 @@ class _Receiving:
         self.place = place
         self.folder = folder
         self.journal_for = journal_for
-        self.machine = TransferReceiver(sealing=None if seal_key is None else SealingKey(seal_key))
+        self.machine = TransferReceiver(sealing=None if seal_key is None else SealingKey(seal_key),
+                                        compression=compression)
         self.share_id: str | None = None
         self.files: tuple[FileRecord, ...] = ()
         self.parts: dict[int, PartialFile] = {}
@@ -207,6 +209,7 @@ async def run_receiver(
     place: bool = True,
     folder: str = "",
     journal_for: Callable[[str], str] | None = None,
+    compression: Compression | None = None,
 ) -> ReceiveOutcome:
     """Receive one transfer into ``inbox``; ``transfer_id`` is our journal's record.
 
@@ -222,9 +225,15 @@ async def run_receiver(
     (sanitized like any received path) to place the files under. ``journal_for(share_id)``: once
     the offer names the share, the journal record to use instead of ``transfer_id`` (an earlier,
     interrupted receive of the same share resumes from its durable offsets).
+
+    ``compression``: a codec for this session only (a new ``ZstdCompression()`` per call), offered
+    to the sender; its COMPRESSED_DATA frames are then accepted beside plain DATA. ``None`` refuses
+    them (``compression_mismatch``; a correct sender never sends them then). Ignored with
+    ``seal_key``. A frame that does not decompress to its announced length raises
+    TransferInterrupted (nothing from it was written). ``report`` counts file bytes either way.
     """
     state = _Receiving(transport, inbox, journal, transfer_id, expect_share, report, seal_key, place, folder,
-                       journal_for)
+                       journal_for, compression)
     try:
         return await state.run()
     except ProtocolError as exc:

@@ -176,7 +176,7 @@ def test_bytearray_input_is_copied() -> None:
         (struct.pack(">I", 0xFFFFFFFF), "frame_too_large"),
         (raw(1 + MAX_CONTROL_BODY + 1, 0x01), "frame_too_large"),
         (raw(5, 0x00), "frame_kind"),
-        (raw(5, 0x04), "frame_kind"),
+        (raw(5, 0x05), "frame_kind"),
         (raw(5, 0xFF), "frame_kind"),
         (raw(1, 0x02), "frame_malformed"),
         (raw(1 + DATA_HEADER_SIZE, 0x02, bytes(DATA_HEADER_SIZE)), "frame_malformed"),

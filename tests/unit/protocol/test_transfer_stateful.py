@@ -16,6 +16,10 @@ Invariants:
   by bytes corrupted in an earlier session;
 * (teardown) from any reachable state, restarting over a perfect network reaches DONE
   with every file equal to its source.
+
+``CompressedTransferSystem`` runs the same model with a codec on both sides (the stdlib
+``ZlibCodec`` double) and files that compress, that stop compressing halfway, and that never do:
+corrupting a COMPRESSED_DATA frame then fails the session (``bad_compression``) instead of the hash.
 """
 
 from __future__ import annotations
@@ -24,8 +28,10 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
+from collections.abc import Callable
+
 from daemon.protocol.errors import RemoteProtocolError
-from daemon.protocol.frames import DATA_FRAME_OVERHEAD, FrameKind
+from daemon.protocol.frames import COMPRESSED_FRAME_OVERHEAD, DATA_FRAME_OVERHEAD, FrameKind
 from daemon.protocol.transfer import HASH_MISMATCH, TransferReceiver, TransferSender, error_reply
 from daemon.protocol.transfer_events import (
     DataReceived,
@@ -41,12 +47,36 @@ from daemon.protocol.transfer_states import (
     ReceiverState,
     SenderState,
 )
-from tests.unit.protocol.transfer_helpers import entry_for, make_sources, sha256, split_frames
+from daemon.protocol.transfer_compression import Compression
+from tests.unit.protocol.transfer_helpers import (
+    ZlibCodec,
+    entry_for,
+    make_sources,
+    sha256,
+    split_frames,
+    text_like,
+)
 
 DIRECTIONS = st.sampled_from(["to_receiver", "to_sender"])
 
 
+PAYLOAD_OFFSET = {FrameKind.DATA: DATA_FRAME_OVERHEAD, FrameKind.COMPRESSED_DATA: COMPRESSED_FRAME_OVERHEAD}
+
+
+def mixed_sources(sizes: list[int], seed: int) -> list[bytes]:
+    """Text (compresses), text then random (stops compressing), random (never does), in turn."""
+    noise = make_sources(sizes, seed=seed)
+    out = []
+    for index, (size, random_bytes) in enumerate(zip(sizes, noise, strict=True)):
+        text = text_like(size, seed + index)
+        out.append([text, text[: size // 2] + random_bytes[size // 2 :], random_bytes][index % 3])
+    return out
+
+
 class TransferSystem(RuleBasedStateMachine):
+    codec: Callable[[], Compression] | None = None
+    """Build both machines with ``codec()`` (and compressible sources) when set."""
+
     # -- setup -----------------------------------------------------------------------
 
     @initialize(
@@ -55,7 +85,8 @@ class TransferSystem(RuleBasedStateMachine):
         payload=st.sampled_from([4096, 16_384, 65_519]),
     )
     def setup(self, sizes: list[int], window: int, payload: int) -> None:
-        self.sources = make_sources(sizes, seed=sum(sizes) + len(sizes))
+        seed = sum(sizes) + len(sizes)
+        self.sources = make_sources(sizes, seed) if self.codec is None else mixed_sources(sizes, seed)
         self.entries = [entry_for(i, s) for i, s in enumerate(self.sources)]
         self.window = window
         self.payload = payload
@@ -65,8 +96,9 @@ class TransferSystem(RuleBasedStateMachine):
 
     def connect(self) -> None:
         """(Re)start a session: fresh machines, empty network, volatile bytes lost."""
-        self.sender = TransferSender("t-1", self.entries)
-        self.receiver = TransferReceiver()
+        codec = type(self).codec
+        self.sender = TransferSender("t-1", self.entries, compression=codec and codec())
+        self.receiver = TransferReceiver(compression=codec and codec())
         self.volatile = [bytearray() for _ in self.sources]
         self.acked = [0] * len(self.sources)
         self.to_verify: list[int] = []
@@ -207,13 +239,15 @@ class TransferSystem(RuleBasedStateMachine):
             queue.insert(position, queue[position])
 
     def corrupt(self, index: int) -> None:
-        """Flip one payload bit of a DATA frame in flight (caught only by the hash)."""
-        data_frames = [i for i, f in enumerate(self.to_receiver) if f[4] == FrameKind.DATA]
+        """Flip one payload bit of a DATA frame in flight (caught only by the hash) or of a
+        COMPRESSED_DATA frame (caught by the codec, or by the hash)."""
+        data_frames = [i for i, f in enumerate(self.to_receiver) if f[4] in PAYLOAD_OFFSET]
         if data_frames:
             self.faulty = True
             position = data_frames[index % len(data_frames)]
             frame = bytearray(self.to_receiver[position])
-            frame[DATA_FRAME_OVERHEAD + index % (len(frame) - DATA_FRAME_OVERHEAD)] ^= 0x01
+            start = PAYLOAD_OFFSET[FrameKind(frame[4])]
+            frame[start + index % (len(frame) - start)] ^= 0x01
             self.to_receiver[position] = bytes(frame)
 
     @rule()
@@ -242,6 +276,14 @@ class TransferSystem(RuleBasedStateMachine):
     @invariant()
     def window_respected(self) -> None:
         assert self.sender.statistics().in_flight <= self.window
+
+    @invariant()
+    def wire_bytes_never_exceed_file_bytes(self) -> None:
+        sent = self.sender.statistics()
+        received = self.receiver.statistics()
+        assert sent.wire <= sent.sent and received.wire <= received.received
+        if type(self).codec is None:
+            assert (sent.wire, received.wire) == (sent.sent, received.received)
 
     @invariant()
     def clean_sessions_do_not_fail(self) -> None:
@@ -282,3 +324,16 @@ TransferSystem.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestTransferSystem = TransferSystem.TestCase
+
+
+class CompressedTransferSystem(TransferSystem):
+    codec = ZlibCodec
+
+
+CompressedTransferSystem.TestCase.settings = settings(
+    max_examples=100,
+    stateful_step_count=50,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestCompressedTransferSystem = CompressedTransferSystem.TestCase

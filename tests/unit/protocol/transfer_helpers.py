@@ -10,11 +10,13 @@ from __future__ import annotations
 import hashlib
 import random
 import struct
+import zlib
 from collections.abc import Callable, Sequence
 
 from daemon.protocol.frames import LENGTH_PREFIX_SIZE
 from daemon.protocol.messages import FileEntry
 from daemon.protocol.transfer import TransferReceiver, TransferSender
+from daemon.protocol.transfer_compression import Compression
 from daemon.protocol.transfer_events import (
     Accepted,
     Acked,
@@ -37,6 +39,8 @@ __all__ = [
     "acked_events",
     "verified_files",
     "sha256",
+    "ZlibCodec",
+    "text_like",
 ]
 
 
@@ -51,6 +55,47 @@ def sha256(data: bytes | bytearray) -> str:
 def make_sources(sizes: Sequence[int], seed: int = 0) -> list[bytes]:
     rng = random.Random(seed)
     return [rng.randbytes(size) for size in sizes]
+
+
+def text_like(size: int, seed: int = 0) -> bytes:
+    """Log-like lines that compress well but are not constant (numbers and ids vary)."""
+    rng = random.Random(seed)
+    words = ["GET", "PUT", "/api/v1/shares", "/api/v1/transfers", "done", "ok", "peer", "relay"]
+    out = bytearray()
+    while len(out) < size:
+        out += (
+            f"{rng.randrange(10**9):09d} {rng.choice(words)} {rng.choice(words)} "
+            f"id={rng.getrandbits(24):06x} n={rng.randrange(1000)}\n"
+        ).encode()
+    return bytes(out[:size])
+
+
+class ZlibCodec:
+    """A stdlib ``Compression`` for protocol tests (the product uses zstd, outside the package).
+
+    ``decompress`` never produces more than ``raw_length`` bytes (``max_length``), so it is bomb-safe
+    like the real codec. ``calls`` counts decompress calls (tests check they happen only after the
+    position and window checks)."""
+
+    def __init__(self, name: str = "zlib", worth_it: float = 0.9) -> None:
+        self.name = name
+        self.worth_it = worth_it
+        self.calls = 0
+
+    def compress(self, data: bytes | bytearray | memoryview) -> bytes | None:
+        packed = zlib.compress(data, 1)
+        return packed if len(packed) <= len(data) * self.worth_it else None
+
+    def decompress(self, data: bytes | bytearray | memoryview, raw_length: int) -> bytes:
+        self.calls += 1
+        inflater = zlib.decompressobj()
+        try:
+            out = inflater.decompress(data, raw_length)
+        except zlib.error as exc:
+            raise ValueError(str(exc)) from None
+        if not inflater.eof or inflater.unconsumed_tail or inflater.unused_data or len(out) != raw_length:
+            raise ValueError(f"not one zlib stream of exactly {raw_length} bytes")
+        return out
 
 
 def split_frames(data: bytes) -> list[bytes]:
@@ -92,10 +137,16 @@ class SenderDriver:
     """Drives a TransferSender from in-memory sources; checks the window invariant."""
 
     def __init__(
-        self, sources: Sequence[bytes], *, max_payload: int = 16384, transfer_id: str = "t-1"
+        self,
+        sources: Sequence[bytes],
+        *,
+        max_payload: int = 16384,
+        transfer_id: str = "t-1",
+        compression: Compression | None = None,
     ) -> None:
         self.sources = list(sources)
-        self.machine = TransferSender(transfer_id, [entry_for(i, s) for i, s in enumerate(sources)])
+        entries = [entry_for(i, s) for i, s in enumerate(sources)]
+        self.machine = TransferSender(transfer_id, entries, compression=compression)
         self.max_payload = max_payload
         self.events: list[object] = []
         self.window: int | None = None
@@ -146,8 +197,9 @@ class ReceiverDriver:
         *,
         window: int = 256 * 1024,
         accept: bool = True,
+        compression: Compression | None = None,
     ) -> None:
-        self.machine = TransferReceiver()
+        self.machine = TransferReceiver(compression=compression)
         self.durable = durable
         self.volatile: list[bytearray] = []
         self.window = window

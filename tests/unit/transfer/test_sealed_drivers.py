@@ -27,6 +27,7 @@ from daemon.protocol.frames import (
     encode_sealed_data_frame,
     sealed_payload_limit,
 )
+from daemon.protocol.transfer_compression import Compression
 from daemon.state import Direction, StateDB
 from daemon.storage import Inbox, SourceFile
 from daemon.transfer import (
@@ -51,8 +52,10 @@ Middle = Callable[[bytes], "list[bytes] | object"]
 
 
 def data_position(message: bytes) -> tuple[int, int, int] | None:
-    """``(kind, file, offset)`` if ``message`` is exactly one DATA or SEALED_DATA frame."""
-    if len(message) < 5 + DATA_HEADER_SIZE or message[4] not in (FrameKind.DATA, FrameKind.SEALED_DATA):
+    """``(kind, file, offset)`` if ``message`` is exactly one DATA, SEALED_DATA or COMPRESSED_DATA frame."""
+    if len(message) < 5 + DATA_HEADER_SIZE or message[4] not in (
+        FrameKind.DATA, FrameKind.SEALED_DATA, FrameKind.COMPRESSED_DATA
+    ):
         return None
     (length,) = struct.unpack_from(">I", message)
     if length + 4 != len(message):
@@ -127,8 +130,10 @@ class Setup:
         return SourceFile(os.open(self.src / name, os.O_RDONLY), name)
 
     async def run(self, *, sender_key: bytes | None, receiver_key: bytes | None,
-                  middle: Middle | None = None) -> tuple[object, object]:
-        """One attempt; returns (sender result or exception, receiver result or exception)."""
+                  middle: Middle | None = None, sender_compression: Compression | None = None,
+                  receiver_compression: Compression | None = None) -> tuple[object, object]:
+        """One attempt; returns (sender result or exception, receiver result or exception).
+        ``*_compression``: the drivers' ``compression`` (``test_compressed_drivers``)."""
         to_receiver, from_sender = trio.open_memory_channel[bytes](math.inf)
         to_sender, from_receiver = trio.open_memory_channel[bytes](math.inf)
         sender_end = self.sender_end = Endpoint(to_receiver, from_receiver, middle)
@@ -139,12 +144,12 @@ class Setup:
 
         async def sender() -> None:
             await run_sender(sender_end, SHARE, self.entries, self.open_source, lambda *_: None,
-                             seal_key=sender_key)
+                             seal_key=sender_key, compression=sender_compression)
 
         async def receiver() -> object:
             return await run_receiver(receiver_end, inbox=self.inbox, journal=self.journal, transfer_id="rx-1",
                                       expect_share=SHARE if resume else None, report=lambda *_: None,
-                                      seal_key=receiver_key)
+                                      seal_key=receiver_key, compression=receiver_compression)
 
         async def side(name: str, run: Callable[[], object], end: Endpoint) -> None:
             try:
