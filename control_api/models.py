@@ -173,6 +173,12 @@ class OutboxItemOut(Struct):
     share_id: str | None
     created_at: float
     updated_at: float
+    priority: Literal["low", "normal", "high"] = "normal"
+    """Waiting files of a device go highest priority first, then oldest first."""
+
+
+class OutboxPriorityIn(Struct, forbid_unknown_fields=True):
+    priority: Literal["low", "normal", "high"]
 
 
 class ArrivalOut(Struct):
@@ -263,6 +269,7 @@ def outbox_item_out(item: OutboxItem) -> OutboxItemOut:
         next_attempt_at=item.next_attempt_at if item.state is OutboxState.QUEUED else None, error=item.error,
         disposition=item.disposition.value if item.disposition is not None else None, share_id=item.share_id,
         created_at=item.created_at, updated_at=item.updated_at,
+        priority={-1: "low", 0: "normal", 1: "high"}[item.priority],
     )
 
 

@@ -6,7 +6,7 @@ import email.utils
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from litestar import Request, Response, delete, get
+from litestar import Request, Response, delete, get, patch
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 from litestar.response import Stream
@@ -15,7 +15,7 @@ from daemon import ApplianceAPI
 from daemon.facade import InboxDownload
 
 from .errors import GUARDED, error_responses
-from .models import InboxFileOut, OutboxItemOut, inbox_file_out, outbox_item_out
+from .models import InboxFileOut, OutboxItemOut, OutboxPriorityIn, inbox_file_out, outbox_item_out
 from .ranges import Unsatisfiable, content_disposition, parse_range
 
 __all__ = ["inbox_routes", "READ_SIZE"]
@@ -93,4 +93,10 @@ def inbox_routes(appliance: ApplianceAPI, guard: Any) -> list[Any]:
         folder, and what became of it."""
         return [outbox_item_out(item) for item in appliance.outbox_queue()]
 
-    return [list_inbox, download, delete_file, list_outbox]
+    @patch("/api/v1/outbox/{item_id:int}", guards=[guard], sync_to_thread=False, tags=["outbox"],
+           responses=error_responses(*GUARDED, 404))
+    def set_priority(item_id: int, data: OutboxPriorityIn) -> OutboxItemOut:
+        """Move a waiting file ahead of (``high``) or behind (``low``) the device's other files."""
+        return outbox_item_out(appliance.set_outbox_priority(item_id, data.priority))
+
+    return [list_inbox, download, delete_file, list_outbox, set_priority]

@@ -1,4 +1,5 @@
-"""Transfers: list (filtered), get, cancel, retry; and ``POST /api/v1/receive`` which starts one."""
+"""Transfers: list (filtered), get, cancel, retry, pause, resume; and ``POST /api/v1/receive`` which
+starts one."""
 
 from __future__ import annotations
 
@@ -62,10 +63,24 @@ def transfer_routes(appliance: ApplianceAPI, guard: Any) -> list[Any]:
         by share id, or a push. 409 for anything else."""
         return transfer_out(await appliance.retry_transfer(transfer_id))
 
+    @post("/api/v1/transfers/{transfer_id:str}/pause", guards=[guard], status_code=200, tags=["transfers"],
+          responses=error_responses(*GUARDED, 404, 409))
+    async def pause_transfer(transfer_id: str) -> TransferOut:
+        """Stop moving bytes now (within a second) and keep everything: a receive we fetch, a push
+        we send, or a share we host (its receiver is turned away until resumed). 409 for uploads,
+        held transfers, pushes we receive, and finished or paused transfers."""
+        return transfer_out(await appliance.pause_transfer(transfer_id))
+
+    @post("/api/v1/transfers/{transfer_id:str}/resume", guards=[guard], status_code=HTTP_202_ACCEPTED,
+          tags=["transfers"], responses=error_responses(*GUARDED, 404, 409))
+    async def resume_transfer(transfer_id: str) -> TransferOut:
+        """Continue a paused transfer from its durable offsets. 409 unless it is paused."""
+        return transfer_out(await appliance.resume_transfer(transfer_id))
+
     @post("/api/v1/receive", guards=[guard], status_code=HTTP_202_ACCEPTED, tags=["transfers"],
           responses=error_responses(*GUARDED, 404, 502, 503))
     async def receive(data: ReceiveRequest) -> TransferOut:
         """Fetch a share by its code into the inbox; answers once the sharer was reached."""
         return transfer_out(await appliance.receive(data.code, signal_url=data.signal))
 
-    return [list_transfers, get_transfer, cancel_transfer, retry_transfer, receive]
+    return [list_transfers, get_transfer, cancel_transfer, retry_transfer, pause_transfer, resume_transfer, receive]

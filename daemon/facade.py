@@ -240,6 +240,16 @@ class ApplianceAPI(Protocol):
         ``not_retryable`` (409)."""
         ...
 
+    async def pause_transfer(self, transfer_id: str) -> TransferStatus:
+        """Stop moving bytes, keep everything for a resume (state ``paused``). Raises ApplianceError
+        ``unknown_transfer`` (404), ``not_pausable`` (409: finished, held, an upload, a push we receive)."""
+        ...
+
+    async def resume_transfer(self, transfer_id: str) -> TransferStatus:
+        """Continue a paused transfer from its durable offsets. Raises ApplianceError
+        ``unknown_transfer`` (404), ``not_paused`` (409)."""
+        ...
+
     async def receive(self, code: str, *, signal_url: str | None = None) -> TransferStatus: ...
 
     def subscribe(self, last_event_id: int | None = None) -> AbstractContextManager[EventSubscription]:
@@ -269,6 +279,10 @@ class ApplianceAPI(Protocol):
 
     def outbox_queue(self) -> list[OutboxItem]:
         """The outbox queue, oldest first (empty without an outbox)."""
+        ...
+
+    def set_outbox_priority(self, item_id: int, priority: str) -> OutboxItem:
+        """``priority``: ``low``, ``normal`` or ``high``. Raises ApplianceError ``unknown_item`` (404)."""
         ...
 
     def settings(self) -> dict[str, Any]:

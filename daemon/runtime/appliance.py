@@ -29,6 +29,7 @@ from daemon.signaling import JoinFailed
 from daemon.state import Direction, FileRecord, OutboxItem, ShareRecord, StateDB, TransferRecord, TransferState
 from daemon.storage import Inbox, ShareDir, ShareSpool, SourceFile, UnsafeName, spool_source
 from daemon.state import OutboxQueue, new_share_id
+from daemon.state.outbox import PRIORITIES
 
 from daemon.crypto import BadSignature, DeviceIdentity, fingerprint_words
 from daemon.peer import Role
@@ -53,8 +54,8 @@ from .pairing import inbox_address, new_pairing_id
 from .presence import PresenceWatcher, device_entries
 from .sessions import receive_over_session, send_over_session, session_ice
 from .settings import LiveSettings, SettingError
-from .transfer_tasks import TransferTasks
-from .uploads import InboxUploads
+from .transfer_tasks import Running, TransferTasks
+from .uploads import UPLOAD_ORIGIN, InboxUploads
 
 __all__ = ["Appliance"]
 
@@ -66,6 +67,8 @@ CONTROL_LIMIT = 1024 * 1024
 TEXT_SHARE_LIMIT = 1024 * 1024
 """Largest text share, in UTF-8 bytes."""
 CANCELLED_BY_OWNER = "cancelled by the owner"
+PAUSED_BY_OWNER = "paused by the owner"
+SIGNAL_URL_RE = re.compile(r"wss?://[!-~]{1,506}")
 PUSH_ORIGIN = "push:"
 """A transfer's origin (``signal_url`` column) for pushes: ``push:<device id>``."""
 
@@ -149,7 +152,7 @@ class Appliance:
 
     def _resume_fetches(self) -> None:
         for record in self._db.list_transfers(unfinished_only=True):
-            if record.direction is not Direction.RECEIVE or record.state is TransferState.HELD:
+            if record.direction is not Direction.RECEIVE or record.state in (TransferState.HELD, TransferState.PAUSED):
                 continue
             if record.signal_url is not None and record.signal_url.startswith("push:"):
                 continue  # resumed when its sender pushes again
@@ -269,6 +272,8 @@ class Appliance:
         """Join another appliance's pairing offer; pin its key. Returns the device's description."""
         if not CODE_RE.fullmatch(code):
             raise ApplianceError("a pairing code is 6 digits", code="bad_code")
+        if not SIGNAL_URL_RE.fullmatch(signal_url):
+            raise ApplianceError("the other appliance's signal URL must be a ws:// or wss:// URL", code="bad_signal")
         creds = Credentials(mode=AuthMode.PAIR, passwords={AuthMode.PAIR: code.encode()},
                             identity=self.identity, name=self.name, signal_url=self._signal_url)
         try:
@@ -439,7 +444,7 @@ class Appliance:
         with self._tasks.run(transfer_id) as running:
             await self._push_once(share, device_id, signal_url, transfer_id)
         if running.cancelled:
-            self._db.set_state(transfer_id, TransferState.CANCELLED, CANCELLED_BY_OWNER)
+            self._stopped(transfer_id, running)
 
     async def _push_once(self, share: ShareRecord, device_id: str, signal_url: str, transfer_id: str) -> None:
         try:
@@ -634,11 +639,55 @@ class Appliance:
             outcome = await fetch(job, inbox=self._inbox, journal=self._db, ice=self._ice, report=report,
                                   on_route=partial(self.activity.set_route, job.transfer_id), task_status=task_status)
         if running.cancelled:
-            self._db.set_state(job.transfer_id, TransferState.CANCELLED, CANCELLED_BY_OWNER)
+            self._stopped(job.transfer_id, running)
         elif outcome is not None:
             log.info("transfer %s complete: %s", job.transfer_id, ", ".join(f.final_path or "?" for f in outcome.files))
 
-    # -- transfers: cancel and retry ------------------------------------------------------------
+    # -- transfers: cancel, retry, pause and resume ---------------------------------------------
+
+    def _stopped(self, transfer_id: str, running: Running) -> None:
+        """The owner stopped ``transfer_id``'s task: it is paused or cancelled, as they asked."""
+        if running.paused:
+            self._db.set_state(transfer_id, TransferState.PAUSED, PAUSED_BY_OWNER)
+        else:
+            self._db.set_state(transfer_id, TransferState.CANCELLED, CANCELLED_BY_OWNER)
+
+    async def pause_transfer(self, transfer_id: str) -> TransferStatus:
+        """Stop moving bytes now and keep everything for :meth:`resume_transfer`: a receive we fetch
+        and a push we send stop their task; a share we host cuts its session and turns away its
+        receiver until resumed. Uploads, held transfers and pushes we receive cannot be paused here."""
+        record = self._require_transfer(transfer_id)
+        if record.state.finished or record.state in (TransferState.HELD, TransferState.PAUSED):
+            raise ApplianceError(f"the transfer is {record.state.value}; only a moving or waiting one can be paused",
+                                 code="not_pausable", status=409)
+        if record.signal_url == UPLOAD_ORIGIN:
+            raise ApplianceError("an upload cannot be paused: cancel it, or let it finish", code="not_pausable",
+                                 status=409)
+        if record.direction is Direction.RECEIVE and _is_push(record):
+            raise ApplianceError("pause a push on the device that sends it", code="not_pausable", status=409)
+        self._db.set_state(transfer_id, TransferState.PAUSED, PAUSED_BY_OWNER)
+        self._tasks.cancel(transfer_id, pause=True)
+        if record.direction is Direction.SEND and record.share_id is not None:
+            self._host.cancel_session(record.share_id)
+        log.info("transfer %s paused by the owner", transfer_id)
+        return self.transfer(transfer_id)
+
+    async def resume_transfer(self, transfer_id: str) -> TransferStatus:
+        """Continue a paused transfer from its durable offsets."""
+        record = self._require_transfer(transfer_id)
+        if record.state is not TransferState.PAUSED:
+            raise ApplianceError(f"the transfer is {record.state.value}, not paused", code="not_paused", status=409)
+        if self._tasks.is_running(transfer_id):
+            raise _not_retryable("the transfer is still winding down; try again in a moment")
+        if record.direction is Direction.RECEIVE:
+            self._retry_fetch(record)
+        elif _is_push(record):
+            self._retry_push(record)
+        else:  # a share we host: its receiver comes back by itself
+            self._db.set_state(transfer_id, TransferState.RETRYING, "resumed: waiting for the receiver to reconnect")
+        log.info("transfer %s resumed by the owner", transfer_id)
+        return self.transfer(transfer_id)
+
 
     async def cancel_transfer(self, transfer_id: str) -> TransferStatus:
         """Stop a transfer that is not finished. A fetch or a push stops where it is (a retry
@@ -771,6 +820,13 @@ class Appliance:
 
     def outbox_queue(self) -> list[OutboxItem]:
         return self._outbox_queue.items() if self._outbox_queue is not None else []
+
+    def set_outbox_priority(self, item_id: int, priority: str) -> OutboxItem:
+        """Order a device's waiting files: ``high`` ones go first, ``low`` ones last."""
+        item = self._outbox_queue.set_priority(item_id, PRIORITIES[priority]) if self._outbox_queue else None
+        if item is None:
+            raise ApplianceError("no such outbox item", code="unknown_item", status=404)
+        return item
 
     # -- settings ---------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""``doorstep transfers [--watch] [cancel ID]`` and ``doorstep status``."""
+"""``doorstep transfers [--watch] [cancel|pause|resume|retry ID]`` and ``doorstep status``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,10 @@ from .cli_progress import FINISHED, open_view, transfer_label, transfer_updates
 
 __all__ = ["register"]
 
-STATES = ("connecting", "active", "retrying", "done", "failed", "cancelled", "held")
+STATES = ("connecting", "active", "retrying", "done", "failed", "cancelled", "held", "paused")
+ACTIONS = {"cancel": "stop a transfer for good", "pause": "stop moving bytes, keep everything to resume",
+           "resume": "continue a paused transfer from where it stopped",
+           "retry": "start a failed or cancelled transfer again from its durable offsets"}
 DIRECTIONS = ("send", "receive")
 
 
@@ -28,8 +31,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     transfers.add_argument("--limit", type=_positive, metavar="N", help="at most N transfers")
     transfers.set_defaults(handler=run_transfers)
     actions = transfers.add_subparsers(dest="transfers_action", metavar="ACTION")
-    cancel = actions.add_parser("cancel", parents=[common], allow_abbrev=False, help="stop a transfer")
-    cancel.add_argument("transfer_id", metavar="ID")
+    for name, text in ACTIONS.items():
+        action = actions.add_parser(name, parents=[common], allow_abbrev=False, help=text)
+        action.add_argument("transfer_id", metavar="ID")
 
     status = sub.add_parser("status", parents=[common], allow_abbrev=False,
                             help="show the local daemon's health and what it holds")
@@ -52,9 +56,9 @@ def _positive(text: str) -> int:
 
 
 def run_transfers(args: argparse.Namespace, client: ApiClient, out: Output) -> int:
-    if args.transfers_action == "cancel":
-        record = client.post(f"/transfers/{quote_id(args.transfer_id)}/cancel")
-        state = record.get("state", "cancelled") if isinstance(record, dict) else "cancelled"
+    if args.transfers_action in ACTIONS:
+        record = client.post(f"/transfers/{quote_id(args.transfer_id)}/{args.transfers_action}")
+        state = record.get("state", "?") if isinstance(record, dict) else "?"
         out.result(record, f"transfer {args.transfer_id}: {state}")
         return 0
     if args.watch:

@@ -141,6 +141,10 @@ class ShareHost:
     async def _send(self, share: ShareRecord, session: SignalSession) -> None:
         record = self._db.find_transfer(share.share_id, Direction.SEND)
         assert record is not None, "every share has its send transfer"
+        if record.state is TransferState.PAUSED:  # the owner paused it: turn the receiver away until resumed
+            log.info("share %s is paused; its receiver is turned away", record.id)
+            await _leave_quietly(session)
+            return
         self._db.set_state(record.id, TransferState.ACTIVE)
 
         def report(acked: int, moved: int) -> None:

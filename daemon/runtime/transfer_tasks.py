@@ -1,4 +1,5 @@
-"""Which task moves which transfer, so the owner can stop one (``POST /transfers/{id}/cancel``).
+"""Which task moves which transfer, so the owner can stop one (``POST /transfers/{id}/cancel`` or
+``/pause``).
 
 A task that fetches, pushes or receives a transfer runs its work inside :meth:`TransferTasks.run`;
 :meth:`TransferTasks.cancel` cancels that scope. The task sees ``trio.Cancelled`` (which no
@@ -18,12 +19,13 @@ __all__ = ["TransferTasks", "Running"]
 class Running:
     """One transfer's running task: ``transfer_id`` may change once (a push that turns out to
     resume an earlier record, see :meth:`TransferTasks.rename`); ``cancelled`` says the owner
-    stopped it."""
+    stopped it, ``paused`` that it was to pause it (not to end it)."""
 
     def __init__(self, transfer_id: str, scope: trio.CancelScope) -> None:
         self.transfer_id = transfer_id
         self.scope = scope
         self.cancelled = False
+        self.paused = False
 
 
 class TransferTasks:
@@ -50,12 +52,13 @@ class TransferTasks:
         running.transfer_id = transfer_id
         self._running[transfer_id] = running
 
-    def cancel(self, transfer_id: str) -> bool:
-        """Cancel ``transfer_id``'s task; False if none is running."""
+    def cancel(self, transfer_id: str, *, pause: bool = False) -> bool:
+        """Cancel ``transfer_id``'s task (``pause``: to pause it); False if none is running."""
         running = self._running.get(transfer_id)
         if running is None:
             return False
         running.cancelled = True
+        running.paused = pause
         running.scope.cancel()
         return True
 

@@ -27,7 +27,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["OutboxState", "Disposition", "OutboxItem", "Enqueued", "OutboxQueue"]
+__all__ = ["OutboxState", "Disposition", "OutboxItem", "Enqueued", "OutboxQueue", "PRIORITIES"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox_queue (
@@ -53,7 +53,10 @@ CREATE INDEX IF NOT EXISTS outbox_queue_by_path ON outbox_queue(device_id, folde
 """
 
 _COLUMNS = ("id, device_id, folder, path, size, mtime_ns, inode, state, attempts, next_attempt_at, share_id, error,"
-            " disposition, created_at, updated_at")
+            " disposition, created_at, updated_at, priority")
+
+PRIORITIES = {"low": -1, "normal": 0, "high": 1}
+"""The owner's order for a device's waiting files: higher first, then oldest first."""
 
 
 class OutboxState(enum.Enum):
@@ -93,6 +96,8 @@ class OutboxItem:
     disposition: Disposition | None
     created_at: float
     updated_at: float
+    priority: int = 0
+    """-1 low, 0 normal, 1 high (:data:`PRIORITIES`)."""
 
     @property
     def relpath(self) -> str:
@@ -142,6 +147,9 @@ class OutboxQueue:
             self._owned = True
         self._clock = clock
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(outbox_queue)")}
+        if "priority" not in columns:  # a queue made before priorities
+            self._db.execute("ALTER TABLE outbox_queue ADD COLUMN priority INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         """Close the connection if this queue opened it."""
@@ -202,12 +210,12 @@ class OutboxQueue:
     # -- what to do next --------------------------------------------------------------------------
 
     def next_due(self, device_id: str, now: float | None = None) -> OutboxItem | None:
-        """The oldest row of ``device_id`` with work to do: sent but not yet tidied (disposition
-        pending), or queued and due at ``now``."""
+        """The next row of ``device_id`` with work to do: sent but not yet tidied (disposition
+        pending) first, then queued and due at ``now``, highest priority first, then oldest."""
         now = self._clock() if now is None else now
         row = self._db.execute(
             f"SELECT {_COLUMNS} FROM outbox_queue WHERE device_id = ? AND ((state = ? AND disposition IS NULL)"
-            " OR (state = ? AND next_attempt_at <= ?)) ORDER BY (state = ?) DESC, id LIMIT 1",
+            " OR (state = ? AND next_attempt_at <= ?)) ORDER BY (state = ?) DESC, priority DESC, id LIMIT 1",
             (device_id, OutboxState.SENT.value, OutboxState.QUEUED.value, now, OutboxState.SENT.value)).fetchone()
         return self._item(row) if row else None
 
@@ -219,6 +227,16 @@ class OutboxQueue:
             " OR (state = ? AND next_attempt_at <= ?)",
             (OutboxState.SENT.value, OutboxState.QUEUED.value, now))
         return {r[0] for r in rows}
+
+    def set_priority(self, item_id: int, priority: int) -> OutboxItem | None:
+        """Set a row's priority (-1, 0 or 1); None if there is no such row."""
+        if priority not in PRIORITIES.values():
+            raise ValueError(f"priority must be one of {sorted(PRIORITIES.values())}")
+        if not 0 < item_id < 1 << 63:  # SQLite's integers: no row has such an id
+            return None
+        self._db.execute("UPDATE outbox_queue SET priority = ?, updated_at = ? WHERE id = ?",
+                         (priority, self._clock(), item_id))
+        return self.get(item_id)
 
     def next_attempt_after(self, now: float | None = None) -> float | None:
         """The earliest retry time later than ``now`` among queued rows (None: nothing waits)."""
@@ -298,6 +316,8 @@ class OutboxQueue:
     # -- reading ----------------------------------------------------------------------------------
 
     def get(self, item_id: int) -> OutboxItem | None:
+        if not 0 < item_id < 1 << 63:
+            return None
         row = self._db.execute(f"SELECT {_COLUMNS} FROM outbox_queue WHERE id = ?", (item_id,)).fetchone()
         return self._item(row) if row else None
 
@@ -334,11 +354,11 @@ class OutboxQueue:
     @staticmethod
     def _item(row: tuple[object, ...] | sqlite3.Row) -> OutboxItem:
         (item_id, device_id, folder, path, size, mtime_ns, inode, state, attempts, next_attempt_at, share_id, error,
-         disposition, created_at, updated_at) = tuple(row)
+         disposition, created_at, updated_at, priority) = tuple(row)
         return OutboxItem(
             id=item_id, device_id=device_id, folder=folder, path=path, size=size, mtime_ns=mtime_ns,  # type: ignore[arg-type]
             inode=_from_sql_int(inode), state=OutboxState(state),  # type: ignore[arg-type]
             attempts=attempts, next_attempt_at=next_attempt_at, share_id=share_id, error=error,  # type: ignore[arg-type]
             disposition=Disposition(disposition) if disposition is not None else None,
-            created_at=created_at, updated_at=updated_at,  # type: ignore[arg-type]
+            created_at=created_at, updated_at=updated_at, priority=priority,  # type: ignore[arg-type]
         )

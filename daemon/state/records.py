@@ -22,6 +22,7 @@ class TransferState(enum.Enum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     HELD = "held"  # received and verified from an unpaired device; waits for the owner's approval
+    PAUSED = "paused"  # stopped by the owner; resuming continues from the durable offsets
 
     @property
     def finished(self) -> bool:

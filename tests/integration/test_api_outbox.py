@@ -15,7 +15,7 @@ pytestmark = pytest.mark.integration
 
 MiB = 1024 * 1024
 OUTBOX_KEYS = {"id", "device", "folder", "path", "size", "state", "attempts", "next_attempt_at", "error", "disposition",
-               "share_id", "created_at", "updated_at"}
+               "share_id", "created_at", "updated_at", "priority"}
 
 
 def _wait(predicate: Callable[[], object], timeout: float, what: str, *daemons: Daemon) -> object:
@@ -54,6 +54,12 @@ def test_outbox_rows_and_a_push_cancelled_then_retried(start_daemon, tmp_path: P
     assert (row["state"], row["attempts"], row["next_attempt_at"], row["error"], row["disposition"]) == \
         ("sent", 0, None, None, "moved")
     assert sha256_of(a.inbox / "report.bin") == digest
+    assert row["priority"] == "normal"
+    raised = b.api("PATCH", f"/api/v1/outbox/{row['id']}", json={"priority": "high"})
+    assert raised.status_code == 200 and raised.json()["priority"] == "high", raised.text
+    assert [r["priority"] for r in b.api("GET", "/api/v1/outbox").json() if r["id"] == row["id"]] == ["high"]
+    assert b.api("PATCH", f"/api/v1/outbox/{row['id']}", json={"priority": "urgent"}).status_code == 400
+    assert b.api("PATCH", "/api/v1/outbox/999999", json={"priority": "low"}).status_code == 404
 
     # A push by hand, cancelled mid-way, then retried: it resumes.
     size = 48 * MiB

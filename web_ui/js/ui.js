@@ -40,7 +40,7 @@ export function page(title, ...children) {
 const FINISHED = new Set(['done', 'failed', 'cancelled']);
 const STATE_LABELS = {
   connecting: 'connecting', active: 'moving', retrying: 'retrying', done: 'done', failed: 'failed',
-  cancelled: 'cancelled', held: 'held for approval',
+  cancelled: 'cancelled', held: 'held for approval', paused: 'paused',
 };
 
 export function isFinished(transfer) {

@@ -47,3 +47,19 @@ async def test_a_task_that_ends_by_itself_is_not_cancelled() -> None:
     with tasks.run("t1") as running:
         await trio.sleep(0)
     assert not running.cancelled and not tasks.cancel("t1")
+
+
+async def test_pause_is_a_cancel_that_says_it_was_a_pause() -> None:
+    tasks = TransferTasks()
+    seen = []
+
+    async def work() -> None:
+        with tasks.run("t1") as running:
+            await trio.sleep_forever()
+        seen.append((running.cancelled, running.paused))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(work)
+        await trio.sleep(0.01)
+        assert tasks.cancel("t1", pause=True)
+    assert seen == [(True, True)]

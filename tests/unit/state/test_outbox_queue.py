@@ -181,3 +181,35 @@ def test_borrows_an_autocommit_connection_to_the_state_db(tmp_path: Path) -> Non
     connection.close()
     with pytest.raises(ValueError):
         OutboxQueue(sqlite3.connect(tmp_path / "state.db"))
+
+
+def test_higher_priority_goes_first_then_the_oldest(queue: OutboxQueue) -> None:
+    first = queue.enqueue(**version(path="old.txt")).item
+    second = queue.enqueue(**version(path="new.txt", inode=6)).item
+    assert queue.next_due("dev1").id == first.id
+    assert queue.set_priority(second.id, 1).priority == 1
+    assert queue.next_due("dev1").id == second.id
+    queue.set_priority(second.id, -1)
+    assert queue.next_due("dev1").id == first.id
+    assert queue.set_priority(9999, 1) is None
+    with pytest.raises(ValueError):
+        queue.set_priority(first.id, 5)
+
+
+def test_a_queue_made_before_priorities_gains_the_column(tmp_path: Path) -> None:
+    db = sqlite3.connect(str(tmp_path / "old.db"), isolation_level=None)
+    db.executescript("""CREATE TABLE outbox_queue (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, device_id TEXT NOT NULL, folder TEXT NOT NULL, path TEXT NOT NULL,
+        size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, inode INTEGER NOT NULL, state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL NOT NULL, share_id TEXT, error TEXT,
+        disposition TEXT, created_at REAL NOT NULL, updated_at REAL NOT NULL,
+        UNIQUE (device_id, folder, path, size, mtime_ns, inode));
+        INSERT INTO outbox_queue (device_id, folder, path, size, mtime_ns, inode, state, next_attempt_at,
+            created_at, updated_at) VALUES ('dev1', 'laptop', 'a.txt', 1, 1, 1, 'queued', 0, 0, 0);""")
+    db.close()
+    queue = OutboxQueue(tmp_path / "old.db")
+    try:
+        [item] = queue.items()
+        assert item.priority == 0 and item.path == "a.txt"
+    finally:
+        queue.close()

@@ -10,8 +10,25 @@ import { attempt, isFinished, page, section, transferCard, updateTransferCard } 
 
 const HISTORY_SHOWN = 50;
 
+function post(transfer, action, done) {
+  return h('button', {
+    type: 'button', class: 'quiet', text: action[0].toUpperCase() + action.slice(1), dataset: { action },
+    onclick: () => attempt(() => api('POST', `/api/v1/transfers/${encodeURIComponent(transfer.id)}/${action}`), done),
+  });
+}
+
+/** Pausing needs a task of ours to stop: not an upload (HTTP), a held transfer, or a push we receive. */
+function pausable(transfer) {
+  const upload = transfer.direction === 'receive' && !transfer.share_id && !transfer.device
+    && (transfer.files || []).length > 0; // an upload knows its file at once; a fetch only once at the share
+  const pushedToUs = transfer.direction === 'receive' && transfer.device;
+  return ['connecting', 'active', 'retrying'].includes(transfer.state) && !upload && !pushedToUs;
+}
+
 function actions(transfer) {
   const out = [];
+  if (pausable(transfer)) out.push(post(transfer, 'pause', 'Paused.'));
+  if (transfer.state === 'paused') out.push(post(transfer, 'resume', 'Resumed.'));
   if (!isFinished(transfer)) {
     out.push(h('button', {
       type: 'button', class: 'quiet', text: transfer.state === 'held' ? 'Refuse' : 'Cancel',
