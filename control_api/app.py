@@ -26,6 +26,8 @@ from control_api.errors import GUARDED, error_responses, exception_handlers
 from control_api.models import DeviceOut, HealthOut, IdentityOut, PairOffer, device_out
 from control_api.routes_events import event_routes
 from control_api.routes_inbox import inbox_routes
+from control_api.routes_mailbox import mailbox_routes
+from control_api.routes_library import library_routes
 from control_api.routes_settings import settings_routes
 from control_api.routes_shares import share_routes
 from control_api.routes_transfers import transfer_routes
@@ -145,6 +147,8 @@ def create_app(appliance: ApplianceAPI, *, api_token: str, web: WebSettings | No
                         *transfer_routes(appliance, guard), *share_routes(appliance, guard),
                         *inbox_routes(appliance, guard), *event_routes(appliance, guard),
                         *settings_routes(appliance, guard),
+                        *mailbox_routes(appliance, guard),  # store-and-forward of sealed bundles
+                        *library_routes(appliance, guard),  # /api/v1/libraries, /api/v1/devices/{id}/libraries
                         *upload_routes(appliance, guard),  # PUT /api/v1/inbox/{path}
                         *web_ui_routes(signal_url=appliance.health().get("signal"))],  # the web UI: static web_ui/ at /, and /r/{code}
         exception_handlers=exception_handlers(),

@@ -56,6 +56,10 @@ from .sessions import receive_over_session, send_over_session, session_ice
 from .settings import LiveSettings, SettingError
 from .transfer_tasks import Running, TransferTasks
 from .uploads import UPLOAD_ORIGIN, InboxUploads
+from .library import LibraryService, Link, library_address
+from .library_client import LibraryClient
+from daemon.state.library import LibraryStore
+from .mailbox import MailboxService, MailboxSetup
 
 __all__ = ["Appliance"]
 
@@ -84,7 +88,8 @@ class Appliance:
                  outbox_after_send: AfterSend = AfterSend.MOVE, outbox_settle: float = 2.0,
                  settings: LiveSettings | None = None,
                  rotate_key: Callable[[DeviceIdentity], DeviceIdentity] | None = None,
-                 upload_stall: float = 60.0) -> None:
+                 upload_stall: float = 60.0, library_store: LibraryStore | None = None,
+                 mailbox: MailboxSetup | None = None) -> None:
         self._db = db
         self.events = EventBus()
         self.activity = TransferActivity(db, self.events)
@@ -134,6 +139,24 @@ class Appliance:
                 discard_share=self.discard_outbox_share, policy=lambda _folder: self._after_send,
                 settle=outbox_settle,
             )
+        self.library: LibraryService | None = None
+        self.library_client: LibraryClient | None = None
+        if library_store is not None:  # published folders (daemon/runtime/library.py) and browsing peers' ones
+            link = self._transfer_link
+            self.library = LibraryService(store=library_store, devices=self.devices, link=link,
+                                          credentials=lambda: self._device_credentials(initiator=False))
+            self.library_client = LibraryClient(
+                store=library_store, db=db, inbox=inbox, devices=self.devices, link=link, tasks=self._tasks,
+                credentials=lambda: self._device_credentials(initiator=True), on_route=self.activity.set_route)
+        self.mailbox: MailboxService | None = None
+        if mailbox is not None:  # store-and-forward of sealed bundles (daemon/runtime/mailbox.py)
+            self.mailbox = MailboxService(
+                store=mailbox.store, root=mailbox.root, limits=mailbox.limits, db=db, inbox=inbox,
+                devices=self.devices, presence=self.presence, tasks=self._tasks, identity=lambda: self.identity,
+                credentials=lambda initiator: self._device_credentials(initiator=initiator), ice=ice,
+                options=lambda: (self._encrypt, self._compress),
+                host_address=lambda address, handler: self._host.host_address(address, handler, code=False),
+                folder_for=lambda key: self._device_folder(r) if (r := self.devices.by_key(key)) is not None else "")
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -144,10 +167,16 @@ class Appliance:
             await nursery.start(self._host.run)
             await nursery.start(self.presence.run)
             await self._host.host_address(inbox_address(self.identity.device_id), self._receive_push, code=False)
+            if self.library is not None and self.library_client is not None:
+                await nursery.start(self.library_client.run)  # before _resume_fetches: it fails cut-off pulls
+                await nursery.start(self.library.run)
+                await self._host.host_address(library_address(self.identity.device_id), self.library.serve, code=False)
             self._resume_fetches()
             nursery.start_soon(self._expire_shares)
             if self.outbox is not None:
                 await nursery.start(self.outbox.run)
+            if self.mailbox is not None:
+                await nursery.start(self.mailbox.run)
             task_status.started()
 
     def _resume_fetches(self) -> None:
@@ -205,6 +234,10 @@ class Appliance:
         self._http_url = http_url
 
     # -- devices: pairing and pushes --------------------------------------------------------------
+
+    def _transfer_link(self) -> Link:
+        """How this daemon's transfers connect and move bytes now (settings may change)."""
+        return Link(ice=self._ice, encrypt=self._encrypt, compress=self._compress)
 
     def _device_credentials(self, *, initiator: bool) -> Credentials:
         return Credentials(mode=AuthMode.DEVICE if initiator else None, identity=self.identity,
@@ -687,7 +720,6 @@ class Appliance:
             self._db.set_state(transfer_id, TransferState.RETRYING, "resumed: waiting for the receiver to reconnect")
         log.info("transfer %s resumed by the owner", transfer_id)
         return self.transfer(transfer_id)
-
 
     async def cancel_transfer(self, transfer_id: str) -> TransferStatus:
         """Stop a transfer that is not finished. A fetch or a push stops where it is (a retry

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from . import cli_devices, cli_inbox, cli_send, cli_shares, cli_transfers
+from . import cli_library
 from .cli_client import ApiClient, CliError, daemon_url, resolve_token
 from .cli_output import Output
 from .config import ConfigError, load_config
@@ -83,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_devices.register(sub, common)
     cli_shares.register(sub, common)
     cli_inbox.register(sub, common)
+    cli_library.register(sub, common)
     return parser
 
 

@@ -106,6 +106,11 @@ KEYS: dict[str, tuple[str, Any]] = {
     "outbox.settle": ("2", lambda v: _parse_positive(v)),
     "ice.addresses": ("", parse_addresses),
     "share.ttl": ("86400", lambda v: _parse_positive(v)),
+    "mailbox.quota": ("10GiB", lambda v: _parse_bytes(v)),
+    "mailbox.per_sender": ("2GiB", lambda v: _parse_bytes(v)),
+    "mailbox.count": ("1000", lambda v: int(_parse_positive(v))),
+    "mailbox.expiry": ("1209600", lambda v: _parse_positive(v)),
+    "mailbox.retry": ("60", lambda v: _parse_positive(v)),
 }
 
 
@@ -326,6 +331,17 @@ class Config:
     """Offer zstd compression of DATA frames (used where both sides offer it and frames are not sealed)."""
     """Offer the peer a direct TCP path after authentication (docs/protocol.md, "The direct
     path"); either side saying no keeps the transfer on the data channel."""
+
+    mailbox_quota: int = 10 << 30
+    """Bytes of sealed bundles the mailbox keeps for others, all senders together (docs/mailbox.md)."""
+    mailbox_per_sender: int = 2 << 30
+    """Bytes of sealed bundles the mailbox keeps from one sending device."""
+    mailbox_count: int = 1000
+    """Sealed bundles the mailbox keeps at once."""
+    mailbox_expiry: float = 1209600.0
+    """Seconds a bundle is kept undelivered (14 days) before it is dropped."""
+    mailbox_retry: float = 60.0
+    """Longest wait, in seconds, between two attempts to push a bundle on."""
 
     @property
     def signal_url(self) -> str:

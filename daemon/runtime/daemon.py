@@ -27,12 +27,15 @@ from control_api.security import WebSettings, read_password_hash
 from daemon.ice import IceConfig
 from daemon.signaling import Limits, MemorySessionStore, SessionStore, SignalingServer
 from daemon.state import OutboxQueue, StateDB
+from daemon.state.library import LibraryStore
+from daemon.state.mailbox import MailboxStore
 from daemon.storage import Collision, Inbox, InboxRules, ShareSpool, write_secret_file
 
 from .pairing import ensure_identity, rotate_identity
 
 from .appliance import Appliance
 from .outbox import AfterSend
+from .mailbox import MailboxLimits, MailboxSetup
 from .config import Config
 from .settings import LiveSettings
 from .coturn import coturn_settings, run_coturn
@@ -123,6 +126,8 @@ async def run_daemon(config: Config) -> None:
                                                      collision=Collision(config.inbox_collision)))
     spool = ShareSpool(config.state_dir / "shares")
     outbox_queue = OutboxQueue(config.state_dir / "state.db")
+    library_store = LibraryStore(config.state_dir / "state.db")
+    mailbox_store = MailboxStore(config.state_dir / "state.db")
     try:
         limits = _signaling_limits(config)
         async with _session_store(config, limits) as store, trio.open_nursery() as nursery:
@@ -151,7 +156,10 @@ async def run_daemon(config: Config) -> None:
                 outbox_dir=config.outbox_dir, outbox_queue=outbox_queue,
                 outbox_after_send=AfterSend(config.outbox_after_send), outbox_settle=config.outbox_settle,
                 settings=LiveSettings(config), rotate_key=partial(rotate_identity, config.state_dir),
-                upload_stall=config.http_upload_stall,
+                upload_stall=config.http_upload_stall, library_store=library_store,
+                mailbox=MailboxSetup(store=mailbox_store, root=config.state_dir / "mailbox", limits=MailboxLimits(
+                    quota=config.mailbox_quota, per_sender=config.mailbox_per_sender, count=config.mailbox_count,
+                    expiry=config.mailbox_expiry, retry_max=config.mailbox_retry)),
             )
             appliance.attach_statistics("signaling", signaling.statistics)
             if stun is not None:
@@ -175,6 +183,8 @@ async def run_daemon(config: Config) -> None:
         (config.state_dir / RUNTIME_FILE).unlink(missing_ok=True)
         inbox.close()
         outbox_queue.close()
+        library_store.close()
+        mailbox_store.close()
         db.close()
         log.info("stopped")
 

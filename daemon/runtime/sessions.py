@@ -34,7 +34,8 @@ from daemon.transfer.zstd_codec import ZstdCompression
 
 from .authentication import Authenticated, Credentials, authenticate
 
-__all__ = ["send_over_session", "receive_over_session", "session_ice", "CONTROL_RECEIVE_LIMIT", "OnRoute"]
+__all__ = ["send_over_session", "receive_over_session", "session_ice", "choose_path", "frame_seal_key", "session_codec",
+           "CONTROL_RECEIVE_LIMIT", "OnRoute"]
 
 log = logging.getLogger("doorstep.session")
 
@@ -64,7 +65,7 @@ def session_ice(signal: SignalChannel, ice: IceConfig) -> IceConfig:
     return replace(ice, servers=ice.servers + servers) if servers else ice
 
 
-def _seal_key(auth: Authenticated, path: DirectPath) -> bytes | None:
+def frame_seal_key(auth: Authenticated, path: DirectPath) -> bytes | None:
     """The DATA-frame key of this session when app-layer encryption is on (either side asked) and
     the transfer stays on the data channel; None on the direct path, whose stream is sealed whole."""
     if path.direct is not None:
@@ -74,14 +75,14 @@ def _seal_key(auth: Authenticated, path: DirectPath) -> bytes | None:
     return auth.key.derive("doorstep/v1/frames") if auth.seal else None
 
 
-def _codec(compress: bool) -> ZstdCompression | None:
+def session_codec(compress: bool) -> ZstdCompression | None:
     """This side's compression codec for one attempt (``transfer.compress``): a fresh one each
     time, its zstd contexts are per session. Used only where both hellos name it and DATA frames
     are not sealed (docs/protocol.md, section 11)."""
     return ZstdCompression() if compress else None
 
 
-async def _choose_path(channel: MessageTransport, auth: Authenticated, role: Role, ice: IceConfig,
+async def choose_path(channel: MessageTransport, auth: Authenticated, role: Role, ice: IceConfig,
                        on_route: OnRoute) -> DirectPath:
     """Run the direct-path negotiation (only in modes where both sides hold the same session key:
     both know the mode, so both skip it alike); report and log the route the transfer takes."""
@@ -127,10 +128,10 @@ async def send_over_session(
     async with open_data_channel(signal, role, session_ice(signal, ice), receive_limit=CONTROL_RECEIVE_LIMIT) as channel:
         auth = await authenticate(channel, role.value, replace(credentials, seal=encrypt))
         on_authenticated(auth)
-        path = await _choose_path(channel, auth, role, ice, on_route)
+        path = await choose_path(channel, auth, role, ice, on_route)
         try:
-            await run_sender(path.transport, share_id, entries, open_source, report, seal_key=_seal_key(auth, path),
-                             compression=_codec(compress))
+            await run_sender(path.transport, share_id, entries, open_source, report, seal_key=frame_seal_key(auth, path),
+                             compression=session_codec(compress))
         except BaseException:
             path.close()
             raise
@@ -167,12 +168,12 @@ async def receive_over_session(
         auth = await authenticate(channel, role.value, replace(credentials, seal=encrypt))
         on_authenticated(auth)
         place, folder = placement(auth) if placement is not None else (True, "")
-        path = await _choose_path(channel, auth, role, ice, on_route)
+        path = await choose_path(channel, auth, role, ice, on_route)
         try:
             outcome = await run_receiver(
                 path.transport, inbox=inbox, journal=journal, transfer_id=transfer_id, expect_share=expect_share,
-                report=report, seal_key=_seal_key(auth, path), place=place, folder=folder, journal_for=journal_for,
-                compression=_codec(compress),
+                report=report, seal_key=frame_seal_key(auth, path), place=place, folder=folder, journal_for=journal_for,
+                compression=session_codec(compress),
             )
         except BaseException:
             path.close()

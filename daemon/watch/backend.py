@@ -48,6 +48,7 @@ async def watch_outbox(
     ignore: Callable[[str], bool] = is_ignored,
     skip_dir: Callable[[str], bool] | None = None,
     force_polling: bool = False,
+    on_gone: Callable[[Sequence[str]], Awaitable[object]] | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> NoReturn:
     """Watch the tree at ``root`` (created if missing) and await ``on_ready(batch)`` with each
@@ -57,7 +58,10 @@ async def watch_outbox(
     ``ignore(relpath)`` keeps paths out (default :func:`is_ignored`; it is asked again at each
     rescan, so a path it ignored can come in later). ``skip_dir(relpath)`` names directories not
     to scan at all (default: those ``ignore`` refuses). ``on_ready`` runs in this task: while it
-    runs, nothing else is watched, so keep it short (enqueue, don't send).
+    runs, nothing else is watched, so keep it short (enqueue, don't send). ``on_gone(paths)``,
+    if given, is awaited likewise with the files that vanished (deleted, renamed away, or inside
+    a folder that went) once they had been seen; a rename shows as the old path gone and the new
+    one ready once it settles.
 
     Starts with ``task_status.started()`` once the OS watch is in place and the tree was scanned
     (files already there settle like new ones). Runs until cancelled. Raises ``OSError`` if
@@ -66,7 +70,7 @@ async def watch_outbox(
     if not rescan_every > 0:
         raise ValueError(f"rescan_every must be > 0 seconds, not {rescan_every!r}")
     skip = skip_dir if skip_dir is not None else ignore
-    stability = Stability(settle=settle, ignore=ignore)
+    stability = Stability(settle=settle, ignore=ignore, track_gone=on_gone is not None)
     limiter = trio.CapacityLimiter(1)  # the scan/stat thread; the watcher thread has its own
     with OutboxDir(root) as outbox:
         watched = os.path.abspath(os.fspath(root))
@@ -114,6 +118,9 @@ async def watch_outbox(
                         await rescan()
                         next_rescan = trio.current_time() + rescan_every
                     await check_due()
+                    gone = stability.take_gone()
+                    if gone and on_gone is not None:
+                        await on_gone(gone)
                     batch = stability.take_ready()
                     if batch:
                         await on_ready(batch)

@@ -72,16 +72,20 @@ class Stability:
     :meth:`sync` (everything found at or below a path: a rescan, or the answer to an event on a
     directory). Ask :meth:`due` which paths to stat again and :meth:`next_deadline` when to ask.
     ``ignore`` decides which paths are never tracked (default :func:`is_ignored`); a path it
-    ignores is dropped, even if it was tracked before.
+    ignores is dropped, even if it was tracked before. ``track_gone``: remember tracked files
+    that vanish, for :meth:`take_gone` (a catalogue that must drop deleted files).
     """
 
-    def __init__(self, *, settle: float = DEFAULT_SETTLE, ignore: Callable[[str], bool] = is_ignored) -> None:
+    def __init__(self, *, settle: float = DEFAULT_SETTLE, ignore: Callable[[str], bool] = is_ignored,
+                 track_gone: bool = False) -> None:
         if not settle >= 0:
             raise ValueError(f"settle must be >= 0 seconds, not {settle!r}")
         self.settle = settle
         self._ignore = ignore
         self._entries: dict[str, _Entry] = {}
         self._ready: dict[str, Ready] = {}
+        self._track_gone = track_gone
+        self._gone: set[str] = set()
 
     def observe(self, path: str, fingerprint: Fingerprint | None, now: float, *, changed: bool = False) -> None:
         """Record a stat of ``path`` at ``now``: its ``fingerprint``, or None if there is no
@@ -89,11 +93,12 @@ class Stability:
         restarts even if the fingerprint looks the same (a same-size rewrite within the mtime
         granularity)."""
         if fingerprint is None or self._ignore(path):
-            self.forget(path)
+            self._vanished(path)
             return
         entry = self._entries.get(path)
         if entry is None:
             self._entries[path] = _Entry(fingerprint, now)
+            self._gone.discard(path)
         elif changed or entry.fingerprint != fingerprint:
             entry.fingerprint, entry.since, entry.emitted = fingerprint, now, False
             self._ready.pop(path, None)
@@ -106,7 +111,7 @@ class Stability:
         each regular file to its fingerprint; tracked paths under ``under`` that are missing from
         it are gone. ``changed`` as for :meth:`observe`."""
         for path in [p for p in self._entries if is_under(p, under) and p not in found]:
-            self.forget(path)
+            self._vanished(path)
         for path, fingerprint in found.items():
             if is_under(path, under):
                 self.observe(path, fingerprint, now, changed=changed)
@@ -116,6 +121,20 @@ class Stability:
         again is new."""
         self._entries.pop(path, None)
         self._ready.pop(path, None)
+
+    def _vanished(self, path: str) -> None:
+        """A tracked file is gone (or now ignored): forget it, and remember it for
+        :meth:`take_gone` when tracking removals."""
+        if self._track_gone and path in self._entries:
+            self._gone.add(path)
+        self.forget(path)
+
+    def take_gone(self) -> list[str]:
+        """With ``track_gone``: the tracked files that vanished (deleted, renamed away, or now
+        ignored) since the last call and did not come back meanwhile, sorted. Else always []."""
+        gone = sorted(self._gone)
+        self._gone.clear()
+        return gone
 
     def due(self, now: float) -> list[str]:
         """Paths whose settle time is over but not yet confirmed by a stat: stat each and call

@@ -71,7 +71,7 @@ def test_curl_share_64mib_received_by_cli(daemon: Daemon, tmp_path: Path) -> Non
     signaling = stats["signaling"]
     assert signaling["joins_total"]["result"] == {"ok": 1, "failed": 1}
     assert signaling["connections"] == 1, "only the daemon's own hosting socket stays open"
-    assert signaling["shares"] == 1, "only the daemon's own inbox address stays hosted"
+    assert signaling["shares"] == 3, "only the daemon's own standing addresses stay hosted (inbox, library, mailbox)"
     assert signaling["codes"] == 0 and signaling["rooms"] == 0
     assert signaling["connections_opened_total"] == 3 and signaling["connections_refused_total"] == 0
     metrics = daemon.api("GET", "/metrics")
