@@ -3,18 +3,30 @@
 Crash model: bytes are durable only up to the last ``sync()`` the caller recorded as a checkpoint
 (``durable_offset``). Reopening truncates to that checkpoint, because anything after it may be a
 torn tail (written but never fsynced, or reordered by the page cache).
+
+Hashing while writing: a ``PartialFile`` keeps the SHA-256 of its bytes ``[0, n)`` as long as
+every write since it was opened continued exactly where the previous one ended (the bytes up to
+the opening offset are read back from the file once, on the first such write). ``verify_written``
+then compares that digest instead of re-reading the file. It is the same check as ``verify``:
+both hash the bytes the kernel holds for this inode (``verify`` reads them back through the page
+cache, which returns exactly what ``pwrite`` put there; neither reads the medium), the file is
+ours alone (0600 in a 0700 folder, opened ``O_NOFOLLOW``, written only through this object), and
+the length is checked with ``fstat`` in both. Any other write pattern drops the running digest and
+``verify_written`` falls back to ``verify``.
 """
 
 from __future__ import annotations
 
 import errno
+import hashlib
 import hmac
 import os
 import re
 import stat
+import threading
 
 from .dirfd import FdOwner, UnsafePath, ensure_dir, fsync_dir, set_mode
-from .hashing import sha256_fd
+from .hashing import READ_BLOCK, sha256_fd
 from .names import validate_id
 
 __all__ = ["PartialFile", "open_partial_in"]
@@ -28,7 +40,8 @@ class PartialFile(FdOwner):
 
     Attributes: ``transfer_id``, ``index``, ``size`` (the announced final size) and ``offset``
     (where the caller resumes: the usable length found when opening; not advanced by writes).
-    Writes are positional, so chunks may arrive out of order and from several threads.
+    Writes are positional, so chunks may arrive out of order and from several threads (the
+    running digest of ``verify_written`` then survives only if they happen to land in order).
     """
 
     def __init__(
@@ -47,6 +60,10 @@ class PartialFile(FdOwner):
         self._name = name
         self._verified = False
         self._digest: str | None = None
+        self._running: hashlib._Hash | None = None  # SHA-256 of [0, _hashed_to) while writes are sequential
+        self._hashed_to = 0
+        self._sequential = True
+        self._hash_lock = threading.Lock()
         self.transfer_id = transfer_id
         self.index = index
         self.size = size
@@ -72,17 +89,53 @@ class PartialFile(FdOwner):
         Raises ``ValueError`` if the range falls outside ``[0, size]`` or the file is closed,
         ``OSError`` (e.g. ``ENOSPC``) from the write. Not durable until ``sync()``.
         """
-        view = memoryview(data).cast("B")
+        view = whole = memoryview(data).cast("B")
         if offset < 0 or offset + len(view) > self.size:
             raise ValueError(
                 f"write of {len(view)} bytes at {offset} outside the file's {self.size} bytes"
             )
         fd = self._require_fd()
         self._verified = False
-        while view:
-            written = os.pwrite(fd, view, offset)
-            view = view[written:]
-            offset += written
+        start = offset
+        try:
+            while view:
+                written = os.pwrite(fd, view, offset)
+                view = view[written:]
+                offset += written
+        except BaseException:
+            self._drop_running()
+            raise
+        self._hash_written(fd, start, whole)
+
+    def _hash_written(self, fd: int, offset: int, data: memoryview) -> None:
+        """Extend the running digest by ``data``, just written at ``offset`` (see the module doc)."""
+        with self._hash_lock:
+            self._hash_written_locked(fd, offset, data)
+
+    def _hash_written_locked(self, fd: int, offset: int, data: memoryview) -> None:
+        if not self._sequential:
+            return
+        if self._running is None:
+            if offset != self.offset:  # not a continuation of what was there when opened
+                self._drop_running()
+                return
+            self._running = hashlib.sha256()
+            while self._hashed_to < offset:  # the resumed prefix, read back once
+                block = os.pread(fd, min(READ_BLOCK, offset - self._hashed_to), self._hashed_to)
+                if not block:
+                    self._drop_running()
+                    return
+                self._running.update(block)
+                self._hashed_to += len(block)
+        elif offset != self._hashed_to:
+            self._drop_running()
+            return
+        self._running.update(data)
+        self._hashed_to += len(data)
+
+    def _drop_running(self) -> None:
+        self._sequential = False
+        self._running = None
 
     def sync(self) -> None:
         """fsync: everything written so far is durable once this returns (a checkpoint)."""
@@ -101,6 +154,22 @@ class PartialFile(FdOwner):
             self._verified = False
             return False
         self._verified = hmac.compare_digest(sha256_fd(fd), sha256_hex.lower())
+        self._digest = sha256_hex.lower()
+        return self._verified
+
+    def verify_written(self, sha256_hex: str) -> bool:
+        """Like ``verify``, but from the digest kept while writing when every write since opening
+        was sequential and reached ``size`` (no re-read; see the module docstring for why this is
+        the same guarantee); otherwise exactly ``verify``. Same results and errors."""
+        if not isinstance(sha256_hex, str) or _HEX64.fullmatch(sha256_hex) is None:
+            raise ValueError(f"not a SHA-256 hex digest: {sha256_hex!r}")
+        fd = self._require_fd()
+        if self._running is None or self._hashed_to != self.size:
+            return self.verify(sha256_hex)
+        if os.fstat(fd).st_size != self.size:
+            self._verified = False
+            return False
+        self._verified = hmac.compare_digest(self._running.copy().hexdigest(), sha256_hex.lower())
         self._digest = sha256_hex.lower()
         return self._verified
 

@@ -3,7 +3,9 @@
 Crash safety: bytes go to ``.part`` files; every ``SYNC_EVERY`` bytes (and at each file's end) the
 part is fsynced, *then* its offset is journaled, *then* acknowledged to the sender. A restart resumes
 from the journaled offsets (capped at what the part file really holds). A file reaches its final
-name only after its SHA-256 was verified from disk, by an atomic no-overwrite link.
+name only after its SHA-256 was verified (``PartialFile.verify_written``: the digest of the bytes
+written, the same check as re-reading them; see daemon/storage/partial.py), by an atomic
+no-overwrite link.
 """
 
 from __future__ import annotations
@@ -148,7 +150,7 @@ class _Receiving:
             await self.checkpoint(event.file)
             part = self._part(event.file)
             del self.parts[event.file]
-            ok = await trio.to_thread.run_sync(part.verify, record.sha256)
+            ok = await trio.to_thread.run_sync(part.verify_written, record.sha256)
             if not ok:
                 part.close()
                 self.journal.set_offset(self.transfer_id, event.file, 0)
