@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .connection import open_or_borrow
+
 __all__ = ["LibraryRecord", "CatalogueEntry", "HaveRecord", "LibraryStore"]
 
 SCHEMA = """
@@ -99,15 +101,7 @@ class LibraryStore:
     and owned) or a ``sqlite3.Connection`` in autocommit mode, borrowed."""
 
     def __init__(self, db: sqlite3.Connection | Path | str, *, clock: Callable[[], float] = time.time) -> None:
-        if isinstance(db, sqlite3.Connection):
-            if db.isolation_level is not None:
-                raise ValueError("LibraryStore needs a connection in autocommit mode (isolation_level=None)")
-            self._db, self._owned = db, False
-        else:
-            self._db = sqlite3.connect(str(db), check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._owned = True
+        self._db, self._owned = open_or_borrow(db, "LibraryStore")
         self._db.executescript(SCHEMA)
         self._clock = clock
 

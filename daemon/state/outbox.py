@@ -27,6 +27,8 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
+from .connection import open_or_borrow
+
 __all__ = ["OutboxState", "Disposition", "OutboxItem", "Enqueued", "OutboxQueue", "PRIORITIES"]
 
 SCHEMA = """
@@ -136,15 +138,7 @@ class OutboxQueue:
     """
 
     def __init__(self, db: sqlite3.Connection | Path | str, *, clock: Callable[[], float] = time.time) -> None:
-        if isinstance(db, sqlite3.Connection):
-            if db.isolation_level is not None:
-                raise ValueError("OutboxQueue needs a connection in autocommit mode (isolation_level=None)")
-            self._db, self._owned = db, False
-        else:
-            self._db = sqlite3.connect(str(db), check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._owned = True
+        self._db, self._owned = open_or_borrow(db, "OutboxQueue")
         self._clock = clock
         self._db.executescript(SCHEMA)
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(outbox_queue)")}
