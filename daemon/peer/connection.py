@@ -24,6 +24,7 @@ from daemon.taskgroups import open_scoped
 from .channel import DEFAULT_MAX_MESSAGE, DataChannelTransport
 from .errors import NoRoute, PeerError
 from .host_addresses import restrict_host_addresses
+from .sctp_tuning import install as install_sctp_tuning
 
 __all__ = ["Role", "SignalChannel", "open_data_channel", "dtls_fingerprints", "CHANNEL_LABEL"]
 
@@ -197,6 +198,7 @@ async def open_data_channel(
     On exit the peer connection is closed (also on cancellation).
     """
     restrict_host_addresses(ice.addresses)
+    install_sctp_tuning()  # process-wide, idempotent; DOORSTEP_SCTP_TUNING=off gives aiortc as shipped
     pc = RTCPeerConnection(configuration=_rtc_configuration(ice))
     try:
         with trio.move_on_after(timeout) as scope:
