@@ -126,9 +126,9 @@ async def _offerer(channel: MessageTransport, reader: _ChannelReader, race: _Rac
         chosen = race.first()
         race.close_all(keep=chosen)
         await channel.send(encode_direct(DirectSelect(id=chosen.id if chosen else None)))
+        answer = await _answer(reader, timeout + ANSWER_TIMEOUT)  # always: its reply must not reach the transfer
         if chosen is None:
             return DirectPath(channel, None, f"no direct connection within {timeout:g} s")
-        answer = await _answer(reader, timeout + ANSWER_TIMEOUT)
         if answer.id is not None and answer.id != chosen.id:
             raise RemoteProtocolError("direct_select names another connection", code="bad_message")
         if answer.id is None:

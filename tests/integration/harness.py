@@ -157,6 +157,11 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+SLOW_PATH = {"DOORSTEP_TRANSFER_DIRECT": "false", "DOORSTEP_SCTP_TUNING": "off"}
+"""Daemon env for tests that must catch a transfer mid-way: the data channel with aiortc as shipped
+(about 10 MB/s here; the direct path and the tuned data channel finish tens of MiB in a second)."""
+
+
 def api_error(response: Any, status: int, code: str) -> str:
     """Assert ``response`` is the API's JSON error ``code`` with ``status``; return its message."""
     assert response.status_code == status, response.text

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import Daemon, random_file
+from tests.integration.harness import SLOW_PATH, Daemon, random_file
 from tests.integration.sse_client import EventListener
 
 pytestmark = pytest.mark.integration
@@ -17,7 +17,7 @@ MiB = 1024 * 1024
 
 def test_progress_and_arrival_events_of_a_receive(start_daemon, tmp_path: Path) -> None:
     # The data channel: over the direct path 32 MiB arrive before two progress events can.
-    a, b = start_daemon("a", DOORSTEP_TRANSFER_DIRECT="false"), start_daemon("b")
+    a, b = start_daemon("a", **SLOW_PATH), start_daemon("b", **SLOW_PATH)
     size = 32 * MiB
     source = tmp_path / "video.bin"
     digest = random_file(source, size)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import Daemon, random_file, sha256_of
+from tests.integration.harness import SLOW_PATH, Daemon, random_file, sha256_of
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +38,7 @@ def _pair(a: Daemon, b: Daemon) -> str:
 def test_outbox_rows_and_a_push_cancelled_then_retried(start_daemon, tmp_path: Path) -> None:
     a = start_daemon("a")
     # The data channel: a 48 MiB push over the direct path ends before it can be cancelled mid-way.
-    b = start_daemon("b", DOORSTEP_OUTBOX_SETTLE="0.3", DOORSTEP_TRANSFER_DIRECT="false")
+    b = start_daemon("b", DOORSTEP_OUTBOX_SETTLE="0.3", **SLOW_PATH)
     a_id = _pair(a, b)
     assert b.api("GET", "/api/v1/outbox").json() == []
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import Daemon, api_error, random_file, sha256_of
+from tests.integration.harness import SLOW_PATH, Daemon, api_error, random_file, sha256_of
 
 pytestmark = pytest.mark.integration
 
@@ -64,9 +64,7 @@ def test_list_filters_get_and_errors(daemon: Daemon) -> None:
 
 
 def test_a_cancelled_fetch_stops_and_a_retry_resumes_it(start_daemon, tmp_path: Path) -> None:
-    # The data channel: over the direct path 48 MiB arrive before the cancel can land mid-way.
-    slow = {"DOORSTEP_TRANSFER_DIRECT": "false"}
-    a, b = start_daemon("a", **slow), start_daemon("b", **slow)
+    a, b = start_daemon("a", **SLOW_PATH), start_daemon("b", **SLOW_PATH)
     size = 48 * MiB
     source = tmp_path / "big.bin"
     digest = random_file(source, size)

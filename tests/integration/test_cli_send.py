@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import DOORSTEP, Daemon, loopback_env, random_file, run_cli, sha256_of
+from tests.integration.harness import DOORSTEP, SLOW_PATH, Daemon, loopback_env, random_file, run_cli, sha256_of
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +44,7 @@ def cli_env(daemon: Daemon) -> dict[str, str]:
 def pair(start_daemon: Callable[..., Daemon]) -> Pair:
     """Two daemons, the receiver offering and the sender joining, as tests/integration/test_pairing.py does."""
     # The data channel: over the direct path a push ends before the bars show a speed.
-    receiver, sender = start_daemon("receiver"), start_daemon("sender", DOORSTEP_TRANSFER_DIRECT="false")
+    receiver, sender = start_daemon("receiver", **SLOW_PATH), start_daemon("sender", **SLOW_PATH)
     offer = receiver.api("POST", "/api/v1/pair", json={})
     assert offer.status_code == 200, offer.text
     joined = sender.api("POST", "/api/v1/pair", json={"code": offer.json()["code"], "signal": receiver.signal_url})

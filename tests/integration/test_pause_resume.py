@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import Daemon, api_error, random_file, sha256_of
+from tests.integration.harness import SLOW_PATH, Daemon, api_error, random_file, sha256_of
 from tests.integration.test_direct_path import share_and_fetch
 
 pytestmark = pytest.mark.integration
 
 MiB = 1024 * 1024
-SLOW = {"DOORSTEP_TRANSFER_DIRECT": "false", "DOORSTEP_TRANSFER_COMPRESS": "false"}
-"""WebRTC and random bytes: about 10 MB/s here, so a 48 MiB transfer is caught in the middle."""
+SLOW = {**SLOW_PATH, "DOORSTEP_TRANSFER_COMPRESS": "false"}
+"""About 10 MB/s here, so a 48 MiB transfer is caught in the middle."""
 
 
 def _transfer(daemon: Daemon, transfer_id: str) -> dict:

@@ -106,6 +106,12 @@ async def test_different_session_keys_never_connect() -> None:
     with trio.fail_after(15):
         offerer, answerer = await negotiate_both(keys=keys, offerer={"timeout": 1.0}, answerer={"timeout": 1.0})
     assert offerer.direct is None and answerer.direct is None
+    # Nothing of the negotiation is left on the channel for the transfer protocol to read (the
+    # answerer's closing direct_select{null} was consumed by the offerer).
+    await answerer.transport.send(b"the transfer starts")
+    assert await offerer.transport.receive() == b"the transfer starts"
+    await offerer.transport.send(b"and answers")
+    assert await answerer.transport.receive() == b"and answers"
 
 
 async def test_a_peer_that_does_not_negotiate_gets_its_frames_back() -> None:
