@@ -33,7 +33,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 # Private helpers of bench/transfer.py (owned elsewhere; imported, not copied).
-from bench.transfer import WEBRTC_MESSAGE, _memory_pair, _Pipe  # noqa: E402
+from bench.transfer import WEBRTC_MESSAGE, _memory_pair, over_webrtc_pair  # noqa: E402
 from tests.integration.harness import random_file, sha256_of  # noqa: E402
 
 MiB = 1024 * 1024
@@ -185,42 +185,8 @@ def over_memory(source: Path, digest: str, workdir: Path, compress: bool) -> tup
 def over_webrtc(source: Path, digest: str, workdir: Path, compress: bool) -> tuple[float, int]:
     """Both drivers in this process, joined by a real aiortc data channel on 127.0.0.1 (DTLS, SCTP);
     the same set-up as bench/transfer.py's ``driver_over_webrtc``."""
-    import trio
-
-    from daemon.ice import IceConfig
-    from daemon.peer import Role, open_data_channel
-    from daemon.runtime import bridge
-    from daemon.runtime.sessions import CONTROL_RECEIVE_LIMIT
-    from daemon.transfer.receiving import receive_limit
-
-    loopback = IceConfig(addresses=("127.0.0.1",))
-
-    async def main() -> tuple[float, int]:
-        a_send, b_receive = trio.open_memory_channel[dict](10)
-        b_send, a_receive = trio.open_memory_channel[dict](10)
-        result: dict[str, tuple[float, int]] = {}
-        async with trio.open_nursery() as nursery:
-            channels: dict[str, Any] = {}
-            ready, finished = trio.Event(), trio.Event()
-
-            async def peer(name: str, pipe: _Pipe, role: Any, limit: int) -> None:
-                async with open_data_channel(pipe, role, loopback, receive_limit=limit) as channel:
-                    channels[name] = channel
-                    if len(channels) == 2:
-                        ready.set()
-                    await finished.wait()
-                    await channel.wait_flushed()
-
-            nursery.start_soon(peer, "sender", _Pipe(a_send, a_receive), Role.OFFERER, CONTROL_RECEIVE_LIMIT)
-            nursery.start_soon(peer, "receiver", _Pipe(b_send, b_receive), Role.ANSWERER,
-                               receive_limit(WEBRTC_MESSAGE))
-            await ready.wait()
-            result["run"] = await drive(channels["sender"], channels["receiver"], source, digest,
-                                        workdir / "inbox-webrtc", compress)
-            finished.set()
-        return result["run"]
-
-    return bridge.run(main)
+    return over_webrtc_pair(lambda sender, receiver: drive(sender, receiver, source, digest,
+                                                           workdir / "inbox-webrtc", compress))
 
 
 def main() -> None:

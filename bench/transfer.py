@@ -223,8 +223,9 @@ def driver_over_memory(source: Path, digest: str, workdir: Path, seal_key: bytes
     return trio.run(main)
 
 
-def driver_over_webrtc(source: Path, digest: str, workdir: Path, seal_key: bytes | None) -> float:
-    """Both drivers in this process, joined by a real aiortc data channel on 127.0.0.1 (DTLS, SCTP)."""
+def over_webrtc_pair(drive: Any) -> Any:
+    """``await drive(sender_channel, receiver_channel)`` with both ends of a real aiortc data channel
+    on 127.0.0.1 (DTLS, SCTP) in this process, as two daemons open it; returns what it returns."""
     import trio
 
     from daemon.ice import IceConfig
@@ -235,10 +236,10 @@ def driver_over_webrtc(source: Path, digest: str, workdir: Path, seal_key: bytes
 
     loopback = IceConfig(addresses=("127.0.0.1",))
 
-    async def main() -> float:
+    async def main() -> Any:
         a_send, b_receive = trio.open_memory_channel[dict](10)
         b_send, a_receive = trio.open_memory_channel[dict](10)
-        result: dict[str, float] = {}
+        result: dict[str, Any] = {}
         async with trio.open_nursery() as nursery:
             channels: dict[str, Any] = {}
             ready = trio.Event()
@@ -256,12 +257,17 @@ def driver_over_webrtc(source: Path, digest: str, workdir: Path, seal_key: bytes
             nursery.start_soon(peer, "receiver", _Pipe(b_send, b_receive), Role.ANSWERER,
                                receive_limit(WEBRTC_MESSAGE))
             await ready.wait()
-            result["seconds"] = await _drive(channels["sender"], channels["receiver"], source, digest,
-                                             workdir / "inbox-webrtc", seal_key)
+            result["value"] = await drive(channels["sender"], channels["receiver"])
             finished.set()
-        return result["seconds"]
+        return result["value"]
 
     return bridge.run(main)
+
+
+def driver_over_webrtc(source: Path, digest: str, workdir: Path, seal_key: bytes | None) -> float:
+    """Both drivers in this process, joined by a real aiortc data channel on 127.0.0.1 (DTLS, SCTP)."""
+    return over_webrtc_pair(lambda sender, receiver: _drive(sender, receiver, source, digest,
+                                                            workdir / "inbox-webrtc", seal_key))
 
 
 def daemons_with_sealing(source: Path, digest: str, workdir: Path, seal_key: bytes | None) -> float:
