@@ -42,7 +42,7 @@ from typing import Any, ClassVar
 
 from daemon.protocol.errors import LocalProtocolError, RemoteProtocolError
 from daemon.protocol.frames import MAX_CONTROL_BODY, encode_control_frame
-from daemon.protocol.messages import parse_control_json
+from daemon.protocol.messages import MAX_FILE_SIZE, MAX_PATH_CHARS, MAX_TEXT_CHARS, parse_control_json
 
 __all__ = [
     "MAX_PAGE", "MAX_PULL_FILES", "MAX_LIBRARIES", "MAX_PATH_CHARS", "MAX_COMPONENTS", "MAX_SIZE",
@@ -57,10 +57,9 @@ MAX_PAGE = 2000
 MAX_PULL_FILES = 1000
 """Files in one ``pull``."""
 MAX_LIBRARIES = 256
-MAX_PATH_CHARS = 4096
 MAX_COMPONENTS = 64
-MAX_SIZE = (1 << 63) - 1
-MAX_TEXT = 1024
+MAX_SIZE = MAX_FILE_SIZE
+MAX_TEXT = MAX_TEXT_CHARS
 
 _NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9 _.-]{0,62}[A-Za-z0-9_-])?")
 _SHARE = re.compile(r"[A-Za-z0-9_-]{1,64}")
